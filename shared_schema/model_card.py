@@ -1,0 +1,207 @@
+"""Model card: everything the board needs to run a model, stored in the ONNX metadata."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from shared_schema.errors import SchemaError, join_path, optional, require
+
+CARD_FORMAT_VERSION = "1.0"
+METADATA_KEY = "rdk.model_card"
+CHANNELS = ("rgb", "rgbd")
+RESIZE_METHODS = ("stretch", "letterbox")
+INTERPOLATIONS = ("area", "linear")
+COLOUR_ORDERS = ("rgb", "bgr")
+DEPTH_MODES = ("median_relative", "absolute")
+PRECISIONS = ("fp32", "int8")
+
+
+@dataclass(frozen=True)
+class InputContract:
+    """How an image becomes the model's input tensor.
+
+    Pixels are scaled to [0, 1], then ``(x - mean) / std`` per channel. For ``rgbd`` the depth
+    channel is millimetres (0 = no reading) mapped by ``depth_mode``: ``median_relative``
+    subtracts the median of valid pixels, ``absolute`` keeps the raw value; the result is
+    multiplied by ``depth_scale`` and then normalised with the fourth mean/std entry.
+    """
+
+    height: int
+    width: int
+    channels: str = "rgb"
+    tensor_name: str = "input"
+    resize: str = "stretch"
+    interpolation: str = "area"
+    colour_order: str = "rgb"
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    depth_mode: str = "median_relative"
+    depth_scale: float = 0.1
+
+    @property
+    def num_channels(self) -> int:
+        """3 for rgb, 4 for rgbd."""
+        return 4 if self.channels == "rgbd" else 3
+
+    @property
+    def shape(self) -> list:
+        """N x C x H x W with a dynamic batch."""
+        return ["batch", self.num_channels, self.height, self.width]
+
+    def __post_init__(self) -> None:
+        checks = {
+            "channels": (self.channels, CHANNELS),
+            "resize": (self.resize, RESIZE_METHODS),
+            "interpolation": (self.interpolation, INTERPOLATIONS),
+            "colour_order": (self.colour_order, COLOUR_ORDERS),
+            "depth_mode": (self.depth_mode, DEPTH_MODES),
+        }
+        for name, (value, allowed) in checks.items():
+            if value not in allowed:
+                raise SchemaError(name, f"{value!r} is not one of {', '.join(allowed)}")
+        if not (8 <= self.height <= 4096 and 8 <= self.width <= 4096):
+            raise SchemaError("height", f"input size {self.width}x{self.height} is out of range 8..4096")
+        for name, values in (("mean", self.mean), ("std", self.std)):
+            if len(values) != self.num_channels:
+                raise SchemaError(name, f"needs {self.num_channels} values for {self.channels}, got {len(values)}")
+        if any(s <= 0 for s in self.std):
+            raise SchemaError("std", "every std must be positive")
+
+    def to_dict(self) -> dict:
+        """Return the JSON form (with the derived shape, for readers)."""
+        return {
+            "tensor_name": self.tensor_name,
+            "shape": self.shape,
+            "height": self.height,
+            "width": self.width,
+            "channels": self.channels,
+            "resize": self.resize,
+            "interpolation": self.interpolation,
+            "colour_order": self.colour_order,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "depth_mode": self.depth_mode,
+            "depth_scale": self.depth_scale,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "input") -> InputContract:
+        """Parse and validate."""
+        num = (int, float)
+        try:
+            return cls(
+                height=require(data, "height", int, where),
+                width=require(data, "width", int, where),
+                channels=optional(data, "channels", str, where, "rgb"),
+                tensor_name=optional(data, "tensor_name", str, where, "input"),
+                resize=optional(data, "resize", str, where, "stretch"),
+                interpolation=optional(data, "interpolation", str, where, "area"),
+                colour_order=optional(data, "colour_order", str, where, "rgb"),
+                mean=tuple(float(v) for v in _numbers(data, "mean", where, num)),
+                std=tuple(float(v) for v in _numbers(data, "std", where, num)),
+                depth_mode=optional(data, "depth_mode", str, where, "median_relative"),
+                depth_scale=float(optional(data, "depth_scale", num, where, 0.1)),
+            )
+        except SchemaError as exc:
+            if exc.field.startswith(where):
+                raise
+            raise SchemaError(join_path(where, exc.field), exc.message) from None
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Labels in output order, the schema hash they bind to, the input contract and provenance."""
+
+    labels: tuple[str, ...]
+    label_schema_hash: str
+    input: InputContract
+    name: str = "weld-classifier"
+    architecture: str = ""
+    output_name: str = "logits"
+    output_kind: str = "logits"
+    precision: str = "fp32"
+    created_at: str = ""
+    provenance: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    label_schema: dict | None = None
+    card_version: str = CARD_FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if len(self.labels) < 2:
+            raise SchemaError("labels", "a model needs at least two output labels")
+        if len(set(self.labels)) != len(self.labels):
+            raise SchemaError("labels", "duplicate label in output order")
+        if self.precision not in PRECISIONS:
+            raise SchemaError("precision", f"{self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.output_kind not in ("logits", "probabilities"):
+            raise SchemaError("output_kind", f"{self.output_kind!r} is not logits or probabilities")
+
+    def to_dict(self) -> dict:
+        """Return the JSON form."""
+        out = {
+            "card_version": self.card_version,
+            "name": self.name,
+            "architecture": self.architecture,
+            "labels": list(self.labels),
+            "label_schema_hash": self.label_schema_hash,
+            "input": self.input.to_dict(),
+            "output_name": self.output_name,
+            "output_kind": self.output_kind,
+            "precision": self.precision,
+            "created_at": self.created_at,
+            "provenance": self.provenance,
+            "metrics": self.metrics,
+        }
+        if self.label_schema is not None:
+            out["label_schema"] = self.label_schema
+        return out
+
+    def to_json(self) -> str:
+        """Serialise to compact JSON text for the ONNX metadata."""
+        return json.dumps(self.to_dict(), separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelCard:
+        """Parse and validate; an unknown major card version is refused."""
+        version = require(data, "card_version", str, "")
+        if version.split(".", 1)[0] != CARD_FORMAT_VERSION.split(".", 1)[0]:
+            raise SchemaError("card_version", f"model card version {version} is not supported; update the agent")
+        labels = require(data, "labels", list, "")
+        for i, label in enumerate(labels):
+            if not isinstance(label, str):
+                raise SchemaError(f"labels[{i}]", "expected str")
+        return cls(
+            labels=tuple(labels),
+            label_schema_hash=require(data, "label_schema_hash", str, ""),
+            input=InputContract.from_dict(require(data, "input", dict, "")),
+            name=optional(data, "name", str, "", "weld-classifier"),
+            architecture=optional(data, "architecture", str, "", ""),
+            output_name=optional(data, "output_name", str, "", "logits"),
+            output_kind=optional(data, "output_kind", str, "", "logits"),
+            precision=optional(data, "precision", str, "", "fp32"),
+            created_at=optional(data, "created_at", str, "", ""),
+            provenance=optional(data, "provenance", dict, "", {}),
+            metrics=optional(data, "metrics", dict, "", {}),
+            label_schema=optional(data, "label_schema", dict, ""),
+            card_version=version,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelCard:
+        """Parse JSON text; malformed JSON is a SchemaError too."""
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise SchemaError("", f"model card is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise SchemaError("", "model card must be a JSON object")
+        return cls.from_dict(data)
+
+
+def _numbers(data: dict, key: str, where: str, num: tuple) -> list:
+    values = require(data, key, list, where)
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, num):
+            raise SchemaError(join_path(where, f"{key}[{i}]"), "expected a number")
+    return values
