@@ -180,7 +180,5 @@ def load_label_schema(path: str | Path) -> LabelSchema:
 
 def label_schema_from_names(names: list[str], name: str = "custom") -> LabelSchema:
     """A schema from bare names: the first is the non-defect class, keys 1-9 in order."""
-    labels = tuple(
-        Label(n, is_defect=i != 0, key=str(i + 1) if i < 9 else None) for i, n in enumerate(names)
-    )
+    labels = tuple(Label(n, is_defect=i != 0, key=str(i + 1) if i < 9 else None) for i, n in enumerate(names))
     return LabelSchema(name=name, labels=labels)

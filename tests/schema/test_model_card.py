@@ -1,0 +1,137 @@
+"""Model card and input contract: round trip, validation, and the shared preprocessing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared_schema import InputContract, ModelCard, SchemaError, default_weld_schema
+from shared_schema.preprocess import decode_depth, decode_image, preprocess, preprocess_batch
+
+SCHEMA = default_weld_schema()
+
+
+def _card(**overrides) -> ModelCard:
+    fields = {"labels": tuple(SCHEMA.names), "label_schema_hash": SCHEMA.hash, "input": InputContract(96, 128)}
+    fields.update(overrides)
+    return ModelCard(**fields)
+
+
+contracts = st.builds(
+    lambda h, w, rgbd, resize, interp, order: InputContract(
+        height=h,
+        width=w,
+        channels="rgbd" if rgbd else "rgb",
+        resize=resize,
+        interpolation=interp,
+        colour_order=order,
+        mean=(0.5, 0.4, 0.3, 0.0) if rgbd else (0.5, 0.4, 0.3),
+        std=(0.2, 0.2, 0.2, 1.0) if rgbd else (0.2, 0.2, 0.2),
+    ),
+    st.integers(8, 512),
+    st.integers(8, 512),
+    st.booleans(),
+    st.sampled_from(["stretch", "letterbox"]),
+    st.sampled_from(["area", "linear"]),
+    st.sampled_from(["rgb", "bgr"]),
+)
+
+
+@settings(max_examples=50, deadline=None)
+@given(contracts, st.dictionaries(st.text(max_size=8), st.floats(allow_nan=False), max_size=4))
+def test_card_round_trips(contract, metrics):
+    card = _card(input=contract, metrics=metrics, provenance={"dataset_id": "d", "epochs": 3})
+    assert ModelCard.from_json(card.to_json()) == card
+
+
+def test_shape_reports_dynamic_batch():
+    assert InputContract(96, 128, channels="rgbd", mean=(0, 0, 0, 0), std=(1, 1, 1, 1)).shape == ["batch", 4, 96, 128]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda d: d.pop("labels"), "labels"),
+        (lambda d: d["input"].update(channels="rgba"), "input.channels"),
+        (lambda d: d["input"].update(mean=[0.5, 0.5]), "input.mean"),
+        (lambda d: d["input"].update(std=[0.2, "x", 0.2]), "input.std[1]"),
+        (lambda d: d["input"].update(height=2), "input.height"),
+        (lambda d: d.update(precision="fp64"), "precision"),
+        (lambda d: d.update(card_version="2.0"), "card_version"),
+    ],
+)
+def test_invalid_cards_name_the_field(mutate, field):
+    data = _card().to_dict()
+    mutate(data)
+    with pytest.raises(SchemaError) as info:
+        ModelCard.from_dict(data)
+    assert info.value.field == field
+
+
+def test_garbage_card_text_is_a_schema_error():
+    for text in ("", "[1, 2]", "{bad"):
+        with pytest.raises(SchemaError):
+            ModelCard.from_json(text)
+
+
+def test_preprocess_normalises_and_orders_channels():
+    contract = InputContract(8, 12, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    bgr = np.zeros((16, 24, 3), np.uint8)
+    bgr[..., 0] = 255  # pure blue in OpenCV's BGR order
+    x = preprocess(bgr, contract)
+    assert x.shape == (3, 8, 12) and x.dtype == np.float32
+    np.testing.assert_allclose(x[2], 1.0)  # blue lands in the last channel of RGB
+    np.testing.assert_allclose(x[:2], 0.0)
+    imagenet = InputContract(8, 12)
+    y = preprocess(bgr, imagenet)
+    np.testing.assert_allclose(y[2], (1.0 - 0.406) / 0.225, rtol=1e-6)
+
+
+def test_preprocess_letterbox_pads_with_mean():
+    contract = InputContract(10, 10, resize="letterbox", mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    wide = np.full((5, 10, 3), 255, np.uint8)
+    x = preprocess(wide, contract)
+    assert abs(float(x[0, 0, 0])) < 0.05  # padding row is the mean: ~0 after normalising
+    assert float(x[0, 5, 5]) == pytest.approx(2.0)  # image row: (1 - 0.5) / 0.25
+
+
+def test_preprocess_rgbd_depth_is_relative_to_plate():
+    contract = InputContract(8, 8, channels="rgbd", mean=(0, 0, 0, 0), std=(1, 1, 1, 1), depth_scale=0.5)
+    rgb = np.zeros((8, 8, 3), np.uint8)
+    depth = np.full((8, 8), 300, np.uint16)
+    depth[2:4, :] = 296  # bead 4 mm above the plate
+    depth[0, 0] = 0  # no reading
+    x = preprocess(rgb, contract, depth)
+    assert x.shape == (4, 8, 8)
+    assert float(x[3, 2, 3]) == pytest.approx(2.0)  # 4 mm closer * 0.5
+    assert float(x[3, 6, 6]) == pytest.approx(0.0)
+    assert float(x[3, 0, 0]) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="does not match"):
+        preprocess(rgb, contract, np.zeros((4, 4), np.uint16))
+
+
+def test_preprocess_batch_and_grey_input():
+    contract = InputContract(16, 16)
+    grey = np.random.default_rng(0).integers(0, 255, (20, 30), dtype=np.uint8)
+    batch = preprocess_batch([grey, np.dstack([grey] * 3)], contract)
+    assert batch.shape == (2, 3, 16, 16)
+    np.testing.assert_array_equal(batch[0], batch[1])
+
+
+def test_decoders_refuse_garbage():
+    import cv2
+
+    with pytest.raises(ValueError, match="not a decodable image"):
+        decode_image(b"definitely not an image")
+    with pytest.raises(ValueError, match="not a decodable image"):
+        decode_image(b"")
+    _, png8 = cv2.imencode(".png", np.zeros((4, 4), np.uint8))
+    with pytest.raises(ValueError, match="16-bit PNG"):
+        decode_depth(png8.tobytes())
+    _, png16 = cv2.imencode(".png", np.full((4, 4), 300, np.uint16))
+    assert decode_depth(png16.tobytes()).dtype == np.uint16
+    assert json.loads(_card().to_json())["input"]["shape"] == ["batch", 3, 96, 128]
