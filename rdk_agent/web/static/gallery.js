@@ -1,0 +1,171 @@
+// Gallery of recent captures: thumbnails, relabel, delete with a confirm step, filter, load more.
+
+import { API, api, describeError } from "./api.js";
+import { toast } from "./toasts.js";
+
+const PAGE_SIZE = 24;
+const REVIEW = "__review__";
+const CONFIRM_MS = 3000;
+
+/** Format a capture time (ISO string or epoch seconds) as local date and time. */
+function formatTime(value) {
+  const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
+  if (Number.isNaN(date.getTime())) return "";
+  return date.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+export class Gallery {
+  constructor(labels, { onChanged }) {
+    this.labels = labels;
+    this.colours = new Map(labels.map((l) => [l.name, l.colour]));
+    this.onChanged = onChanged;
+    this.list = document.getElementById("gallery");
+    this.empty = document.getElementById("gallery-empty");
+    this.more = document.getElementById("load-more");
+    this.filter = document.getElementById("gallery-filter");
+    this.offset = 0;
+    this.generation = 0;
+    this.buildFilter();
+    this.filter.addEventListener("change", () => this.reload());
+    this.more.addEventListener("click", () => this.loadPage());
+  }
+
+  buildFilter() {
+    const options = [["", "All labels"], [REVIEW, "Review queue (unlabelled)"]]
+      .concat(this.labels.map((l) => [l.name, l.name]));
+    for (const [value, text] of options) {
+      const option = document.createElement("option");
+      option.value = value;
+      option.textContent = text;
+      this.filter.append(option);
+    }
+  }
+
+  query() {
+    const params = new URLSearchParams({ limit: String(PAGE_SIZE), offset: String(this.offset) });
+    if (this.filter.value === REVIEW) params.set("unlabelled", "true");
+    else if (this.filter.value) params.set("label", this.filter.value);
+    return "/captures?" + params;
+  }
+
+  /** Start over from the newest capture (after a capture, a filter change or an edit elsewhere). */
+  async reload() {
+    this.offset = 0;
+    this.generation += 1;
+    await this.loadPage(true);
+  }
+
+  async loadPage(replace = false) {
+    const generation = this.generation;
+    let page;
+    try {
+      page = await api("GET", this.query());
+    } catch (err) {
+      if (err.status !== 401) toast("Gallery: " + describeError(err), "error");
+      return;
+    }
+    if (generation !== this.generation) return; // a newer reload is under way
+    const items = page.items || [];
+    const cards = items.map((record) => this.card(record));
+    if (replace) this.list.replaceChildren(...cards);
+    else this.list.append(...cards);
+    this.offset += items.length;
+    this.more.hidden = this.offset >= (page.total ?? 0);
+    this.empty.hidden = this.list.children.length > 0;
+  }
+
+  card(record) {
+    const li = document.createElement("li");
+    li.className = "shot";
+    li.dataset.id = record.id;
+    this.paint(li, record.label);
+
+    const link = document.createElement("a");
+    link.href = `${API}/captures/${encodeURIComponent(record.id)}/image`;
+    link.target = "_blank";
+    link.rel = "noopener";
+    const img = document.createElement("img");
+    img.loading = "lazy";
+    img.alt = `capture ${record.id} (${record.label || "unlabelled"})`;
+    img.src = `${API}/captures/${encodeURIComponent(record.id)}/thumbnail`;
+    link.append(img);
+
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "btn btn-small btn-danger delete";
+    remove.textContent = "Delete";
+    remove.addEventListener("click", () => this.confirmDelete(li, remove, record));
+
+    const meta = document.createElement("div");
+    meta.className = "shot-meta";
+    const time = document.createElement("time");
+    time.textContent = formatTime(record.captured_at);
+    if (record.captured_at) time.dateTime = String(record.captured_at);
+    meta.append(time, remove);
+
+    const select = document.createElement("select");
+    select.className = "relabel";
+    select.setAttribute("aria-label", "label");
+    if (!record.label) select.append(new Option("— label —", "", true, true));
+    for (const label of this.labels) select.append(new Option(label.name, label.name, false, label.name === record.label));
+    select.addEventListener("change", () => this.relabel(li, select, record));
+
+    const actions = document.createElement("div");
+    actions.className = "shot-actions";
+    actions.append(select);
+    li.append(link, meta, actions);
+    return li;
+  }
+
+  paint(li, label) {
+    li.style.setProperty("--c", this.colours.get(label) || "var(--muted)");
+    li.dataset.label = label || "";
+  }
+
+  async relabel(li, select, record) {
+    const previous = record.label;
+    const label = select.value;
+    if (!label || label === previous) return;
+    select.disabled = true;
+    try {
+      const updated = await api("PATCH", `/captures/${encodeURIComponent(record.id)}`, { label });
+      record.label = (updated && updated.label) || label;
+      this.paint(li, record.label);
+      const placeholder = select.querySelector('option[value=""]');
+      if (placeholder) placeholder.remove();
+      toast(`Relabelled ${previous || "unlabelled"} → ${record.label}`, "ok", { colour: this.colours.get(record.label) });
+      if (this.filter.value && this.filter.value !== record.label) li.remove();
+      this.onChanged();
+    } catch (err) {
+      select.value = previous || "";
+      toast("Relabel failed. " + describeError(err), "error");
+    } finally {
+      select.disabled = false;
+    }
+  }
+
+  /** First click arms the button; a second click within a few seconds deletes. */
+  async confirmDelete(li, button, record) {
+    if (!button.classList.contains("armed")) {
+      button.classList.add("armed");
+      button.textContent = "Confirm delete";
+      setTimeout(() => {
+        button.classList.remove("armed");
+        button.textContent = "Delete";
+      }, CONFIRM_MS);
+      return;
+    }
+    button.disabled = true;
+    try {
+      await api("DELETE", `/captures/${encodeURIComponent(record.id)}`);
+      li.remove();
+      this.offset = Math.max(0, this.offset - 1);
+      this.empty.hidden = this.list.children.length > 0;
+      toast(`Deleted ${record.label || "unlabelled"} capture`, "info");
+      this.onChanged();
+    } catch (err) {
+      button.disabled = false;
+      toast("Delete failed. " + describeError(err), "error");
+    }
+  }
+}

@@ -1,0 +1,106 @@
+// The inspection panel: run an inspection of the live frame and show what decided and why.
+
+import { api, describeError } from "./api.js";
+import { toast } from "./toasts.js";
+
+const REASONS = {
+  no_model: "no model deployed",
+  load_failed: "model failed to load",
+  schema_mismatch: "model built for another label schema",
+  inference_error: "model inference failed",
+  timeout: "model too slow",
+  low_confidence: "model not confident enough",
+};
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function fmtNumber(value) {
+  if (typeof value !== "number") return String(value);
+  return Number.isInteger(value) ? String(value) : value.toFixed(Math.abs(value) >= 10 ? 1 : 2);
+}
+
+export class InspectPanel {
+  constructor(labels) {
+    this.colours = new Map(labels.map((l) => [l.name, l.colour]));
+    this.root = document.getElementById("inspect-result");
+    this.button = document.getElementById("inspect-btn");
+    this.button.addEventListener("click", () => this.inspect());
+    this.shownAt = null;
+  }
+
+  /** Inspect the current camera frame. */
+  async inspect() {
+    this.button.disabled = true;
+    this.root.classList.add("loading");
+    try {
+      this.show(await api("POST", "/inspect", {}));
+    } catch (err) {
+      toast("Inspection failed. " + describeError(err), "error");
+    } finally {
+      this.button.disabled = false;
+      this.root.classList.remove("loading");
+    }
+  }
+
+  /** Show the latest result of the agent's continuous inspection, if it runs one. */
+  async refreshLatest() {
+    try {
+      const result = await api("GET", "/inspect/latest");
+      if (result && result.timestamp !== this.shownAt) this.show(result);
+    } catch (err) {
+      if (err.status !== 404 && err.status !== 401) toast("Latest inspection: " + describeError(err), "error");
+    }
+  }
+
+  show(result) {
+    this.shownAt = result.timestamp;
+    const head = el("div", "verdict");
+    head.style.setProperty("--c", this.colours.get(result.label) || "var(--muted)");
+    head.append(el("span", "verdict-label", result.label || "—"));
+    if (typeof result.confidence === "number") {
+      head.append(el("span", "verdict-conf", (100 * result.confidence).toFixed(1) + "%"));
+    }
+
+    const engine = el("div", "engine");
+    engine.append(el("span", "engine-badge engine-" + result.engine, result.engine));
+    if (result.fallback_reason) {
+      const why = el("span", "engine-reason", REASONS[result.fallback_reason] || result.fallback_reason);
+      why.dataset.reason = result.fallback_reason;
+      engine.append(why);
+    }
+    if (result.latency_ms) {
+      const total = result.latency_ms.total ?? Object.values(result.latency_ms).reduce((a, b) => a + b, 0);
+      engine.append(el("span", "latency muted", fmtNumber(total) + " ms"));
+    }
+
+    const probs = el("ul", "probs");
+    const entries = Object.entries(result.probabilities || {}).sort((a, b) => b[1] - a[1]);
+    for (const [name, p] of entries) {
+      const row = el("li", "prob");
+      row.style.setProperty("--c", this.colours.get(name) || "var(--muted)");
+      const bar = el("div", "bar");
+      const fill = el("div", "bar-fill");
+      fill.style.width = (100 * p).toFixed(1) + "%";
+      bar.append(fill);
+      row.append(el("span", "prob-name", name), bar, el("span", "prob-value", (100 * p).toFixed(1) + "%"));
+      probs.append(row);
+    }
+
+    const measures = el("dl", "measures");
+    const rules = result.rules || {};
+    for (const [name, value] of Object.entries(rules.measures || {})) {
+      if (value === null || typeof value === "object") continue;
+      measures.append(el("dt", "", name.replaceAll("_", " ")), el("dd", "", fmtNumber(value)));
+    }
+    if (rules.defects && rules.defects.length) {
+      measures.append(el("dt", "", "rule defects"), el("dd", "", rules.defects.join(", ")));
+    }
+
+    this.root.replaceChildren(head, engine, probs, measures);
+  }
+}
