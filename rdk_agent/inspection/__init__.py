@@ -1,0 +1,1 @@
+"""Inspection: rule-based evaluator, ONNX classifier, engine choice with fallback, model hot reload."""

@@ -1,0 +1,138 @@
+"""Inspector: ONNX model first, rule-based evaluator as the fallback, and the reason every time.
+
+For each frame the inspector takes the serving model once (so a hot swap never disturbs it),
+runs it under a deadline, and lets the rules decide when there is no usable answer:
+``no_model``, ``load_failed``, ``schema_mismatch``, ``inference_error``, ``timeout`` or
+``low_confidence``. The rules run on every frame when configured, so an operator always sees
+their measures next to the model's probabilities. Thread-safe: waitress calls it from many threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol
+
+import numpy as np
+
+from rdk_agent.inspection.deadline import DeadlineWatchdog
+from rdk_agent.inspection.model_manager import ModelManager
+from rdk_agent.inspection.onnx_model import InferenceError, Prediction
+from rdk_agent.inspection.settings import InspectionSettings
+from rdk_agent.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+FALLBACK_REASONS = ("no_model", "load_failed", "schema_mismatch", "inference_error", "timeout", "low_confidence")
+
+
+class RuleEvaluating(Protocol):
+    """What the inspector needs from ``rdk_agent.inspection.rules.RuleEvaluator``."""
+
+    def evaluate(self, rgb: np.ndarray, depth: np.ndarray | None) -> Any: ...
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 3)
+
+
+class Inspector:
+    """Decides each frame with the serving model or the rules; counts results in telemetry."""
+
+    def __init__(self, models: ModelManager, rules: RuleEvaluating | None, settings: InspectionSettings | None = None,
+                 telemetry: Telemetry | None = None) -> None:
+        self.models = models
+        self.rules = rules
+        self.settings = settings or models.settings
+        self.telemetry = telemetry or models.telemetry
+        self.watchdog = DeadlineWatchdog()
+        self._rule_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rules") if rules else None
+
+    def close(self) -> None:
+        """Stop the helper threads."""
+        self.watchdog.stop()
+        if self._rule_pool is not None:
+            self._rule_pool.shutdown(wait=False)
+
+    def inspect(self, rgb: np.ndarray, depth: np.ndarray | None = None, decode_ms: float = 0.0) -> dict:
+        """Inspect one BGR frame (and optional uint16 depth in mm); returns the JSON-ready result."""
+        started = time.perf_counter()
+        rules_future: Future | None = None
+        if self._rule_pool is not None and self.settings.parallel_rules:
+            rules_future = self._rule_pool.submit(self._run_rules, rgb, depth)
+        active = self.models.active  # read once: this request stays on this model even if a swap happens
+        prediction, reason, error = self._run_model(active, rgb, depth)
+        if rules_future is not None:
+            rule_dict, rule_label, rules_s = rules_future.result()
+        elif self.rules is not None:
+            rule_dict, rule_label, rules_s = self._run_rules(rgb, depth)
+        else:
+            rule_dict, rule_label, rules_s = None, None, 0.0
+
+        if reason is None:
+            engine, label, confidence = "onnx", prediction.label, prediction.confidence
+        else:
+            engine, label = "rules", rule_label
+            confidence = rule_dict.get("score") if rule_dict else None
+        total_s = time.perf_counter() - started
+        result = {
+            "timestamp": time.time(),
+            "label": label,
+            "confidence": round(float(confidence), 6) if isinstance(confidence, (int, float)) else None,
+            "engine": engine,
+            "fallback_reason": reason,
+            "probabilities": prediction.by_name() if prediction is not None else {},
+            "model": self._model_ref(active),
+            "onnx": {"label": prediction.label, "confidence": round(prediction.confidence, 6)} if prediction else None,
+            "rules": rule_dict,
+            "error": error,
+            "latency_ms": {
+                "decode": round(decode_ms, 3),
+                "preprocess": round(prediction.preprocess_ms, 3) if prediction else 0.0,
+                "inference": round(prediction.inference_ms, 3) if prediction else 0.0,
+                "rules": _ms(rules_s),
+                "total": round(decode_ms + total_s * 1000.0, 3),
+            },
+        }
+        self.telemetry.record_inspection(engine, label, reason, (decode_ms / 1000.0) + total_s)
+        return result
+
+    def needs_review(self, result: dict) -> bool:
+        """True when the model ran and its top probability is below the review threshold."""
+        onnx = result.get("onnx")
+        return onnx is not None and onnx["confidence"] < self.settings.review_threshold
+
+    def _run_model(self, active, rgb, depth) -> tuple[Prediction | None, str | None, str | None]:
+        if active is None:
+            return None, self.models.unavailable_reason(), None
+        if not active.health.available():
+            return None, "timeout", "model rests after repeated timeouts"
+        try:
+            with self.watchdog.deadline(self.settings.timeout_ms / 1000.0) as options:
+                prediction = active.classifier.predict(rgb, depth, options)
+        except InferenceError as exc:
+            if exc.timed_out:
+                active.health.record_timeout()
+                return None, "timeout", f"inference exceeded {self.settings.timeout_ms:g} ms"
+            log.warning("inference failed on model %s: %s", active.classifier.sha256[:12], exc)
+            return None, "inference_error", str(exc)
+        active.health.record_success()
+        if prediction.confidence < self.settings.confidence_threshold:
+            return prediction, "low_confidence", None
+        return prediction, None, None
+
+    def _run_rules(self, rgb, depth) -> tuple[dict | None, str | None, float]:
+        started = time.perf_counter()
+        try:
+            outcome = self.rules.evaluate(rgb, depth)
+        except Exception as exc:  # the rules must never take an inspection down with them
+            log.exception("rule evaluation failed")
+            return {"error": str(exc)}, None, time.perf_counter() - started
+        return outcome.to_dict(), outcome.label, time.perf_counter() - started
+
+    @staticmethod
+    def _model_ref(active) -> dict | None:
+        if active is None:
+            return None
+        return {"sha256": active.classifier.sha256, "name": active.classifier.card.name}

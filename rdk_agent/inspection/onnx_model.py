@@ -1,0 +1,234 @@
+"""OnnxClassifier: one checked ONNX Runtime session plus the model card embedded in the file."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from shared_schema import METADATA_KEY, LabelSchema, ModelCard, SchemaError
+from shared_schema.preprocess import preprocess, softmax
+
+# The RDK X5 has 8 Cortex-A55 cores. Four intra-op threads give most of the speed-up a small CNN
+# gets on that CPU while leaving four cores for the camera, JPEG encoding of the preview stream
+# and waitress's HTTP threads, so that inference never starves capture.
+DEFAULT_INTRA_OP_THREADS = 4
+PROBABILITY_SUM_TOLERANCE = 1e-3
+
+
+class ModelLoadError(Exception):
+    """A model file was refused. ``reason`` is the fallback reason (``load_failed`` or
+    ``schema_mismatch``), ``code`` the precise cause, ``message`` the explanation."""
+
+    def __init__(self, reason: str, code: str, message: str) -> None:
+        self.reason = reason
+        self.code = code
+        self.message = message
+        super().__init__(f"{code}: {message}")
+
+
+class InferenceError(Exception):
+    """A run failed or gave unusable output; ``timed_out`` when the deadline stopped it."""
+
+    def __init__(self, message: str, timed_out: bool = False) -> None:
+        self.timed_out = timed_out
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Class probabilities of one frame, in the card's label order."""
+
+    labels: tuple[str, ...]
+    probabilities: np.ndarray
+    preprocess_ms: float
+    inference_ms: float
+
+    @property
+    def index(self) -> int:
+        """Position of the winning class."""
+        return int(np.argmax(self.probabilities))
+
+    @property
+    def label(self) -> str:
+        """Winning class."""
+        return self.labels[self.index]
+
+    @property
+    def confidence(self) -> float:
+        """Probability of the winning class."""
+        return float(self.probabilities[self.index])
+
+    def by_name(self) -> dict[str, float]:
+        """Probabilities keyed by label name."""
+        return {name: round(float(p), 6) for name, p in zip(self.labels, self.probabilities, strict=True)}
+
+
+def session_options(intra_op_threads: int = DEFAULT_INTRA_OP_THREADS) -> ort.SessionOptions:
+    """ORT options for the board: bounded intra-op threads, sequential graph, full optimisation."""
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = max(1, int(intra_op_threads))
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3  # errors only; a refused model is reported through ModelLoadError
+    return opts
+
+
+def read_card(session: ort.InferenceSession) -> ModelCard:
+    """The model card stored in the session's metadata; ModelLoadError if absent or invalid."""
+    meta = session.get_modelmeta().custom_metadata_map
+    text = meta.get(METADATA_KEY)
+    if text is None:
+        raise ModelLoadError("load_failed", "no_card", f"the model has no '{METADATA_KEY}' metadata (model card)")
+    try:
+        return ModelCard.from_json(text)
+    except SchemaError as exc:
+        raise ModelLoadError("load_failed", "invalid_card", f"invalid model card: {exc}") from None
+
+
+class OnnxClassifier:
+    """A loaded, verified classifier. ``predict`` is thread-safe (ORT sessions are)."""
+
+    def __init__(
+        self, data: bytes, schema: LabelSchema, intra_op_threads: int = DEFAULT_INTRA_OP_THREADS, source: str = ""
+    ) -> None:
+        """Load the model ``data`` (file bytes) and check it against ``schema``; ModelLoadError says why not."""
+        started = time.perf_counter()
+        self.source = source
+        self.sha256 = hashlib.sha256(data).hexdigest()
+        self.size_bytes = len(data)
+        self.intra_op_threads = max(1, int(intra_op_threads))
+        try:
+            self.session = ort.InferenceSession(
+                data, sess_options=session_options(self.intra_op_threads), providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # ORT raises its own exception types for every kind of bad file
+            message = f"ONNX Runtime cannot load the file: {_first_line(exc)}"
+            raise ModelLoadError("load_failed", "not_onnx", message) from None
+        self.card = read_card(self.session)
+        _check_schema(self.card, schema)
+        self._check_io()
+        self.warmup_ms = self._smoke_test()
+        self.load_ms = (time.perf_counter() - started) * 1000.0
+        self.loaded_at = time.time()
+
+    @classmethod
+    def from_file(
+        cls, path: str | Path, schema: LabelSchema, intra_op_threads: int = DEFAULT_INTRA_OP_THREADS
+    ) -> OnnxClassifier:
+        """Read ``path`` once and load it."""
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ModelLoadError("load_failed", "unreadable", f"cannot read {path}: {exc.strerror}") from None
+        return cls(data, schema, intra_op_threads, source=str(path))
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Output labels in order."""
+        return self.card.labels
+
+    def _check_io(self) -> None:
+        contract = self.card.input
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        if contract.tensor_name not in inputs:
+            raise ModelLoadError(
+                "load_failed", "input_mismatch",
+                f"card names input '{contract.tensor_name}' but the graph has {sorted(inputs)}",
+            )
+        shape = inputs[contract.tensor_name].shape
+        expected = [contract.num_channels, contract.height, contract.width]
+        if len(shape) != 4 or any(isinstance(d, int) and d != e for d, e in zip(shape[1:], expected, strict=True)):
+            raise ModelLoadError(
+                "load_failed", "input_mismatch",
+                f"graph input shape {shape} does not match the card's N x {' x '.join(map(str, expected))}",
+            )
+        outputs = {o.name: o for o in self.session.get_outputs()}
+        if self.card.output_name not in outputs:
+            raise ModelLoadError(
+                "load_failed", "output_mismatch",
+                f"card names output '{self.card.output_name}' but the graph has {sorted(outputs)}",
+            )
+        out_shape = outputs[self.card.output_name].shape
+        if len(out_shape) != 2 or (isinstance(out_shape[1], int) and out_shape[1] != len(self.labels)):
+            raise ModelLoadError(
+                "load_failed", "output_mismatch",
+                f"graph output shape {out_shape} does not match N x {len(self.labels)} labels",
+            )
+
+    def _smoke_test(self) -> float:
+        """Warm-up run on a mid-grey frame that must give finite probabilities summing to 1."""
+        contract = self.card.input
+        grey = np.full((contract.height, contract.width, 3), 128, dtype=np.uint8)
+        depth = np.full(grey.shape[:2], 500, dtype=np.uint16) if contract.channels == "rgbd" else None
+        started = time.perf_counter()
+        try:
+            self.predict(grey, depth)
+        except InferenceError as exc:
+            raise ModelLoadError("load_failed", "smoke_failed", f"smoke inference failed: {exc}") from None
+        return (time.perf_counter() - started) * 1000.0
+
+    def predict(self, rgb: np.ndarray, depth: np.ndarray | None = None, run_options: ort.RunOptions | None = None):
+        """Preprocess with the shared contract, run, and return a Prediction; InferenceError on failure."""
+        t0 = time.perf_counter()
+        try:
+            x = preprocess(rgb, self.card.input, depth if self.card.input.channels == "rgbd" else None)
+        except ValueError as exc:
+            raise InferenceError(f"preprocessing failed: {exc}") from None
+        t1 = time.perf_counter()
+        try:
+            (out,) = self.session.run(
+                [self.card.output_name], {self.card.input.tensor_name: x[None]}, run_options
+            )
+        except Exception as exc:
+            timed_out = run_options is not None and run_options.terminate
+            raise InferenceError(f"session.run failed: {_first_line(exc)}", timed_out=timed_out) from None
+        t2 = time.perf_counter()
+        return Prediction(self.labels, self._probabilities(out), (t1 - t0) * 1000.0, (t2 - t1) * 1000.0)
+
+    def _probabilities(self, out: np.ndarray) -> np.ndarray:
+        row = np.asarray(out, dtype=np.float64).reshape(-1)
+        if row.shape[0] != len(self.labels):
+            raise InferenceError(f"model gave {row.shape[0]} outputs for {len(self.labels)} labels")
+        if not np.all(np.isfinite(row)):
+            raise InferenceError("model output is not finite (NaN or inf)")
+        probs = softmax(row) if self.card.output_kind == "logits" else row
+        if not (np.all(probs >= -1e-6) and abs(float(probs.sum()) - 1.0) <= PROBABILITY_SUM_TOLERANCE):
+            raise InferenceError(f"probabilities do not sum to 1 (sum {float(probs.sum()):.4f})")
+        return probs
+
+    def describe(self) -> dict:
+        """JSON summary for the status API."""
+        return {
+            "sha256": self.sha256,
+            "size_bytes": self.size_bytes,
+            "card": self.card.to_dict(),
+            "loaded_at": self.loaded_at,
+            "load_ms": round(self.load_ms, 2),
+            "warmup_ms": round(self.warmup_ms, 2),
+            "intra_op_threads": self.intra_op_threads,
+        }
+
+
+def _check_schema(card: ModelCard, schema: LabelSchema) -> None:
+    if card.label_schema_hash != schema.hash:
+        raise ModelLoadError(
+            "schema_mismatch", "schema_mismatch",
+            f"model is bound to label schema {card.label_schema_hash[:12]}..., the agent runs "
+            f"'{schema.name}' {schema.hash[:12]}... ({', '.join(schema.names)})",
+        )
+    if list(card.labels) != schema.names:
+        raise ModelLoadError(
+            "schema_mismatch", "labels_mismatch",
+            f"card labels {list(card.labels)} differ from the schema's {schema.names} despite the same hash",
+        )
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
