@@ -1,0 +1,403 @@
+"""Synthetic weld frames with depth: the embedded default camera, the demo's parts and the tests' data.
+
+A brushed-metal plate under uneven, tinted light carries a weld bead (a rippled ridge across the frame at a
+random angle, offset and width). Each label adds its defect:
+
+* ``porosity``: dark round pores on the bead (shallow dips in depth);
+* ``spatter``:  small bright droplets on the base metal beside the bead (small bumps in depth);
+* ``gap``:      the bead is missing for a stretch (depth back to the plate, the joint seam visible);
+* ``undercut``: a dark groove along a bead edge (depth below the plate).
+
+Every label, ``good`` included, gets nuisances (dark scale spots, scratches, glare, dust, lighting and
+focus changes), so that no single global pixel statistic separates the classes. Frames are deterministic
+under ``seed``: frame *i* of a generator depends only on ``(seed, i, label)``. An unknown label raises
+``ValueError`` (no silent substitution). Geometry is in pixels; ``meta["mm_per_px"]`` gives the scale.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import cv2
+import numpy as np
+
+from rdk_agent.camera.base import CameraError, CameraSource, Frame
+
+LABELS: tuple[str, ...] = ("good", "porosity", "spatter", "gap", "undercut")
+MM_PER_PX = 0.125  # nominal scale at the nominal 640 px width (an 80 mm field of view)
+CAMERA_MM = 300.0  # camera to plate distance
+_PAD = 64  # margin of the precomputed texture and noise banks, cropped at a random offset per frame
+
+
+def _f(value: float) -> float:
+    return round(float(value), 3)
+
+
+class SyntheticWeldGenerator:
+    """Renders weld frames of a requested label; see the module docstring."""
+
+    def __init__(self, seed: int = 0, width: int = 640, height: int = 480) -> None:
+        if width < 64 or height < 64:
+            raise ValueError(f"synthetic frames need at least 64x64 pixels, got {width}x{height}")
+        self.seed = int(seed)
+        self.width, self.height = int(width), int(height)
+        self.mm_per_px = MM_PER_PX * 640 / self.width
+        self._count = 0
+        rng = np.random.default_rng([self.seed, 0xBA5E])
+        bank_shape = (self.height + _PAD, self.width + _PAD)
+        self._brushed = [_brushed_texture(rng, bank_shape, angle) for angle in (0, 45, 90, 135)]
+        self._noise = rng.standard_normal((*bank_shape, 3), dtype=np.float32)
+        self._depth_noise = rng.standard_normal(bank_shape, dtype=np.float32)
+        yy, xx = np.mgrid[0 : self.height, 0 : self.width].astype(np.float32)
+        self._xx, self._yy = xx, yy
+        self._scratch: dict[tuple[str, int], np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    def generate(self, label: str) -> Frame:
+        """Render the next frame showing ``label``; ValueError for a label outside ``LABELS``."""
+        if label not in LABELS:
+            raise ValueError(f"unknown synthetic label {label!r}; expected one of {', '.join(LABELS)}")
+        with self._lock:  # the scratch buffers are shared between frames
+            index = self._count
+            self._count += 1
+            rng = np.random.default_rng([self.seed, index, LABELS.index(label)])
+            rgb, depth, meta = _Scene(self, rng, label).render()
+        meta.update(label=label, seed=self.seed, index=index, mm_per_px=_f(self.mm_per_px))
+        return Frame(rgb=rgb, depth=depth, timestamp=time.time(), meta=meta)
+
+    def scratch(self, name: str, channels: int = 1) -> np.ndarray:
+        """A float32 frame-sized work buffer kept between frames: fresh megabyte temporaries cost page faults."""
+        key = (name, channels)
+        if key not in self._scratch:
+            shape = (self.height, self.width) if channels == 1 else (self.height, self.width, channels)
+            self._scratch[key] = np.empty(shape, np.float32)
+        return self._scratch[key]
+
+    def crop(self, bank: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A frame-sized window of a precomputed bank at a random offset."""
+        oy, ox = (int(v) for v in rng.integers(0, _PAD, size=2))
+        return bank[oy : oy + self.height, ox : ox + self.width]
+
+
+def _brushed_texture(rng: np.random.Generator, shape: tuple[int, int], angle_deg: float) -> np.ndarray:
+    """Zero-mean, unit-std noise smeared along ``angle_deg`` (brushed metal)."""
+    noise = rng.standard_normal(shape, dtype=np.float32)
+    kernel = np.zeros((41, 41), np.float32)
+    c, s = math.cos(math.radians(angle_deg)), math.sin(math.radians(angle_deg))
+    cv2.line(kernel, (int(20 - 20 * c), int(20 - 20 * s)), (int(20 + 20 * c), int(20 + 20 * s)), 1.0, 1)
+    kernel /= kernel.sum()
+    tex = cv2.filter2D(noise, -1, kernel, borderType=cv2.BORDER_REFLECT) + 0.25 * noise
+    tex -= tex.mean()
+    return tex / tex.std()
+
+
+class _Scene:
+    """One frame's random draw and its rendering into the generator's scratch buffers."""
+
+    def __init__(self, gen: SyntheticWeldGenerator, rng: np.random.Generator, label: str) -> None:
+        self.gen, self.rng, self.label = gen, rng, label
+        h, w = gen.height, gen.width
+        scale = w / 640
+        self.scale = scale
+        self.theta = float(rng.uniform(0, math.pi))
+        self.c, self.s = math.cos(self.theta), math.sin(self.theta)
+        off = rng.uniform(-0.15, 0.15) * min(h, w)
+        self.cx, self.cy = w / 2 - off * self.s, h / 2 + off * self.c
+        self.hw = float(rng.uniform(20, 45)) * scale  # bead half width, px
+        self.bead_h = float(rng.uniform(1.0, 3.0))  # bead height, mm
+        # the half width wanders along the axis: hw * (1 + wobble * sin(freq * t + phase))
+        self.wobble, self.freq, self.phase = (float(v) for v in rng.uniform((0.03, 0.01, 0), (0.12, 0.04, 6)))
+        self.t_lo, self.t_hi = self._visible_t()
+        self.dark = gen.scratch("dark")  # multiplicative darkening (pores, grooves, scale)
+        self.dark.fill(1)
+        self.bright = gen.scratch("bright")  # additive highlights (droplets, glare, scratches)
+        self.bright.fill(0)
+        self.dh = gen.scratch("dh")  # height offsets in mm (dips < 0, bumps > 0)
+        self.dh.fill(0)
+        self.meta: dict = {"defects": [], "nuisances": []}
+
+    def _visible_t(self) -> tuple[float, float]:
+        ts = np.linspace(-1.2 * self.gen.width, 1.2 * self.gen.width, 400)
+        x, y = self.cx + ts * self.c, self.cy + ts * self.s
+        inside = ts[(x >= 0) & (x < self.gen.width) & (y >= 0) & (y < self.gen.height)]
+        return float(inside.min()), float(inside.max())
+
+    def half_width(self, t: float) -> float:
+        """The bead's half width in pixels at ``t`` along its axis."""
+        return self.hw * (1 + self.wobble * math.sin(self.freq * t + self.phase))
+
+    def at(self, t: float, d: float) -> tuple[int, int]:
+        """Pixel position at ``t`` along the bead axis and ``d`` across it."""
+        return round(self.cx + t * self.c - d * self.s), round(self.cy + t * self.s + d * self.c)
+
+    def render(self) -> tuple[np.ndarray, np.ndarray, dict]:
+        """Draw the frame, in place in scratch buffers; returns fresh BGR and depth arrays and the meta."""
+        rng, gen, buf = self.rng, self.gen, self.gen.scratch
+        xx, yy, f32 = gen._xx, gen._yy, np.float32
+        tmp = buf("tmp")
+        t = np.multiply(xx, f32(self.c), out=buf("t"))
+        t += np.multiply(yy, f32(self.s), out=tmp)
+        t -= f32(self.cx * self.c + self.cy * self.s)  # along the bead axis
+        d = np.multiply(yy, f32(self.c), out=buf("d"))
+        d -= np.multiply(xx, f32(self.s), out=tmp)
+        d -= f32(self.cy * self.c - self.cx * self.s)  # across it
+        # the bead profile is a parabolic cap of the wandering half width
+        hw = np.multiply(t, f32(self.freq), out=buf("hw"))
+        hw += f32(self.phase)
+        np.sin(hw, out=hw)
+        hw *= f32(self.hw * self.wobble)
+        hw += f32(self.hw)
+        u = np.divide(d, hw, out=buf("u"))
+        usq = np.multiply(u, u, out=buf("usq"))
+        profile = np.subtract(f32(1), usq, out=buf("profile"))
+        np.maximum(profile, 0, out=profile)
+        mask = np.abs(u, out=buf("mask"))
+        np.subtract(f32(1), mask, out=mask)
+        mask *= hw
+        mask *= f32(1 / 1.5)  # about 1.5 px of soft edge
+        np.clip(mask, 0, 1, out=mask)
+        if self.label == "gap":
+            gate = self._gap(t)
+            profile *= gate
+            mask *= gate
+        # bead: brighter than the plate, rippled (chevrons), lit from one side, specular along the crown
+        gain = float(rng.uniform(0.6, 1.3))
+        plate_level = float(rng.uniform(95, 165)) * gain
+        bead_level = plate_level * float(rng.uniform(1.1, 1.55))
+        period = float(rng.uniform(6, 14)) * self.scale
+        ripple = usq
+        ripple *= f32(-rng.uniform(0.2, 0.8) * self.hw)
+        ripple += t
+        ripple *= f32(2 * math.pi / period)
+        np.cos(ripple, out=ripple)
+        crown = np.multiply(profile, profile, out=buf("crown"))
+        crown *= crown
+        crown *= crown  # (1 - u^2)^8: a narrow highlight along the crown
+        spec_gain = float(rng.uniform(15, 60)) * gain
+        np.multiply(ripple, f32(0.3 * spec_gain), out=tmp)
+        tmp += f32(0.7 * spec_gain)
+        crown *= tmp
+        side = float(rng.choice([-1.0, 1.0])) * float(rng.uniform(0.1, 0.3))
+        gray = np.multiply(ripple, f32(0.12 * bead_level), out=buf("gray"))
+        gray += f32(0.88 * bead_level)
+        u *= f32(-side)
+        u += 1
+        gray *= u
+        gray += crown
+        # plate: brushed texture; bead blended over it; a linear light gradient over both
+        brushed = gen.crop(gen._brushed[int(rng.integers(0, 4))], rng)
+        plate = np.multiply(brushed, f32(plate_level * rng.uniform(0.03, 0.09)), out=buf("plate"))
+        plate += f32(plate_level)
+        gray -= plate
+        gray *= mask
+        gray += plate
+        ga, amp = float(rng.uniform(0, 2 * math.pi)), float(rng.uniform(0.05, 0.35))
+        norm = amp / max(gen.width, gen.height)
+        grad = np.multiply(xx, f32(math.cos(ga) * norm), out=crown)
+        grad += np.multiply(yy, f32(math.sin(ga) * norm), out=tmp)
+        grad += f32(1 - amp / 2)
+        gray *= grad
+        self._defects()
+        self._nuisances()
+        gray *= self.dark
+        self.bright *= f32(gain)
+        gray += self.bright
+        sigma = float(rng.uniform(0.4, 1.4))
+        blurred = cv2.GaussianBlur(gray, (0, 0), sigma, dst=buf("blurred"))
+        rgbf = self._colourise(blurred, mask, d, rng)
+        noise_sd = float(rng.uniform(2, 7))
+        cv2.scaleAdd(gen.crop(gen._noise, rng), noise_sd, rgbf, dst=rgbf)
+        np.clip(rgbf, 0, 255, out=rgbf)
+        rgb = rgbf.astype(np.uint8)
+        depth = self._depth(profile, rng)
+        self.meta.update(
+            bead={
+                "angle_deg": _f(math.degrees(self.theta)),
+                "center_px": [_f(self.cx), _f(self.cy)],
+                "width_px": _f(2 * self.hw),
+                "width_mm": _f(2 * self.hw * gen.mm_per_px),
+                "height_mm": _f(self.bead_h),
+                "visible_t_px": [_f(self.t_lo), _f(self.t_hi)],
+            },
+            lighting={"gain": _f(gain), "gradient_angle_deg": _f(math.degrees(ga))},
+            blur_sigma=_f(sigma),
+            noise_sd=_f(noise_sd),
+        )
+        return rgb, depth, self.meta
+
+    def _gap(self, t: np.ndarray) -> np.ndarray:
+        """Gate (0 inside the gap, 1 elsewhere, tapered ends) for a break in the bead; draws the seam."""
+        rng = self.rng
+        span = self.t_hi - self.t_lo
+        length = float(rng.uniform(0.15, 0.35)) * span
+        centre = float(rng.uniform(self.t_lo + 0.2 * span + length / 2, self.t_hi - 0.2 * span - length / 2))
+        taper = float(rng.uniform(4, 12)) * self.scale
+        gate = np.subtract(t, np.float32(centre), out=self.gen.scratch("gate"))
+        np.abs(gate, out=gate)
+        gate -= np.float32(length / 2)
+        gate *= np.float32(1 / taper)
+        np.clip(gate, 0, 1, out=gate)
+        # the unwelded joint seam shows through the gap
+        a, b = self.at(centre - length / 2, 0), self.at(centre + length / 2, 0)
+        cv2.line(self.dark, a, b, float(rng.uniform(0.45, 0.75)), max(1, round(rng.uniform(1, 3) * self.scale)))
+        self.meta["defects"].append(
+            {"type": "gap", "start_px": list(a), "end_px": list(b), "length_px": _f(length)}
+        )
+        return gate
+
+    def _defects(self) -> None:
+        rng, meta = self.rng, self.meta
+        span = self.t_hi - self.t_lo
+        if self.label == "porosity":
+            for _ in range(int(rng.integers(2, 8))):
+                r = float(rng.uniform(2.5, 6.5)) * self.scale
+                x, y = self.at(rng.uniform(self.t_lo + 15, self.t_hi - 15), rng.uniform(-0.55, 0.55) * self.hw)
+                depth_mm = float(rng.uniform(0.5, 1.5))
+                cv2.circle(self.dark, (x, y), round(r), float(rng.uniform(0.15, 0.4)), -1)
+                cv2.circle(self.dh, (x, y), round(r), -depth_mm, -1)
+                meta["defects"].append({"type": "pore", "x": x, "y": y, "r_px": _f(r), "depth_mm": _f(depth_mm)})
+        elif self.label == "spatter":
+            for _ in range(int(rng.integers(4, 20))):
+                r = float(rng.uniform(2.0, 4.5)) * self.scale
+                dist = self.hw * 1.15 + float(rng.exponential(35)) * self.scale
+                x, y = self.at(rng.uniform(self.t_lo, self.t_hi), dist * float(rng.choice([-1.0, 1.0])))
+                cv2.circle(self.bright, (x, y), round(r), float(rng.uniform(60, 120)), -1)
+                cv2.circle(self.dark, (x + 1, y + 1), round(r) + 1, float(rng.uniform(0.6, 0.85)), -1)
+                cv2.circle(self.dh, (x, y), round(r), float(rng.uniform(0.3, 1.0)), -1)
+                meta["defects"].append({"type": "droplet", "x": x, "y": y, "r_px": _f(r)})
+        elif self.label == "undercut":
+            side = float(rng.choice([-1.0, 1.0]))
+            length = float(rng.uniform(0.4, 1.0)) * span
+            start = float(rng.uniform(self.t_lo, self.t_hi - length))
+            width = max(2, round(rng.uniform(2, 5) * self.scale))
+            depth_mm = float(rng.uniform(0.3, 1.0))
+            pts = np.array(
+                [self.at(tt, side * (self.half_width(tt) + width / 2 + rng.normal(0, 0.7))) for tt in
+                 np.linspace(start, start + length, 24)],
+                np.int32,
+            )
+            cv2.polylines(self.dark, [pts], False, float(rng.uniform(0.3, 0.55)), width)
+            cv2.polylines(self.dh, [pts], False, -depth_mm - self.bead_h * 0.05, width)
+            meta["defects"].append(
+                {"type": "undercut", "side": int(side), "start_px": pts[0].tolist(), "end_px": pts[-1].tolist(),
+                 "width_px": width, "depth_mm": _f(depth_mm)}
+            )
+
+    def _nuisances(self) -> None:
+        """Distractors drawn on every label: scale spots, scratches, glare, dust."""
+        rng, h, w = self.rng, self.gen.height, self.gen.width
+        for _ in range(int(rng.integers(0, 5))):  # irregular dark scale / oxide spots, larger and fainter than pores
+            x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
+            axes = (round(rng.uniform(6, 22) * self.scale), round(rng.uniform(3, 10) * self.scale))
+            cv2.ellipse(self.dark, (x, y), axes, float(rng.uniform(0, 180)), 0, 360, float(rng.uniform(0.7, 0.88)), -1)
+            self.meta["nuisances"].append({"type": "scale", "x": x, "y": y})
+        for _ in range(int(rng.integers(0, 3))):  # scratches on the plate
+            a = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+            ang, ln = rng.uniform(0, math.pi), rng.uniform(40, 200) * self.scale
+            b = (round(a[0] + ln * math.cos(ang)), round(a[1] + ln * math.sin(ang)))
+            cv2.line(self.bright, a, b, float(rng.uniform(-35, 35)), 1)
+            self.meta["nuisances"].append({"type": "scratch", "from": list(a), "to": list(b)})
+        if rng.random() < 0.35:  # a broad glare patch from a lamp
+            x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
+            r = float(rng.uniform(40, 120)) * self.scale
+            y0, y1, x0, x1 = max(0, y - round(3 * r)), y + round(3 * r), max(0, x - round(3 * r)), x + round(3 * r)
+            yy, xx = np.ogrid[y0 : min(y1, h), x0 : min(x1, w)]
+            glare = np.exp(((xx - x) ** 2 + (yy - y) ** 2) * (-1 / (2 * r * r))).astype(np.float32)
+            self.bright[y0:y1, x0:x1] += glare * np.float32(rng.uniform(20, 60))
+            self.meta["nuisances"].append({"type": "glare", "x": x, "y": y, "r_px": _f(r)})
+        for _ in range(int(rng.integers(0, 3))):  # a dust speck or two
+            x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
+            cv2.circle(self.bright, (x, y), 1, float(rng.uniform(30, 70)), -1)
+            self.meta["nuisances"].append({"type": "dust", "x": x, "y": y})
+
+    def _colourise(self, gray: np.ndarray, mask: np.ndarray, d: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Float BGR from grey: plate tint, bead tint, straw/blue heat tint beside the bead (overwrites ``d``)."""
+        buf = self.gen.scratch
+        plate_tint = 1 + rng.uniform(-0.08, 0.08, 3)
+        bead_tint = plate_tint + rng.uniform(-0.1, 0.1, 3)
+        haz_tint = np.array([0.12, 0.02, -0.1]) * float(rng.choice([-1.0, 1.0])) * float(rng.uniform(0.2, 1.0))
+        haz = np.abs(d, out=d)
+        haz -= np.float32(self.hw * 1.4)
+        np.abs(haz, out=haz)
+        haz *= np.float32(-1 / (self.hw * 0.6))
+        haz += 1
+        np.maximum(haz, 0, out=haz)
+        haz *= gray
+        # per pixel: bgr = gray * plate_tint + (gray * mask) * (bead - plate tint) + (gray * haz) * haz_tint
+        mix = np.stack([plate_tint, bead_tint - plate_tint, haz_tint], axis=1).astype(np.float32)
+        merged = cv2.merge([gray, np.multiply(gray, mask, out=buf("tmp")), haz], dst=buf("merged", 3))
+        return cv2.transform(merged, mix, dst=buf("rgbf", 3))
+
+    def _depth(self, profile: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Millimetre depth: tilted plate at ~300 mm, minus bead height and defect offsets, noise and holes."""
+        gen = self.gen
+        tilt_x, tilt_y = (float(v) for v in rng.uniform(-0.006, 0.006, 2))
+        dist = np.multiply(gen._xx, np.float32(tilt_x), out=gen.scratch("dist"))
+        dist += np.multiply(gen._yy, np.float32(tilt_y), out=gen.scratch("tmp"))
+        dist += np.float32(CAMERA_MM + rng.uniform(-10, 10) + 0.5)  # + 0.5: round on the cast below
+        profile *= np.float32(self.bead_h)
+        dist -= profile
+        dist -= self.dh
+        cv2.scaleAdd(gen.crop(gen._depth_noise, rng), float(rng.uniform(0.2, 0.5)), dist, dst=dist)
+        depth = dist.astype(np.uint16)
+        for _ in range(int(rng.integers(1, 6))):  # stereo dropouts
+            x, y = int(rng.integers(0, gen.width)), int(rng.integers(0, gen.height))
+            axes = (int(rng.integers(2, 12)), int(rng.integers(2, 8)))
+            cv2.ellipse(depth, (x, y), axes, float(rng.uniform(0, 180)), 0, 360, 0, -1)
+        return depth
+
+
+class SyntheticCamera(CameraSource):
+    """A camera that shows synthetic welds; ``set_scene`` places a part of a given label (None = random)."""
+
+    def __init__(self, seed: int = 0, width: int = 640, height: int = 480, scene: str | None = None) -> None:
+        self._gen = SyntheticWeldGenerator(seed=seed, width=width, height=height)
+        self._pick = np.random.default_rng([int(seed), 0x5CE4E])
+        self._lock = threading.Lock()
+        self._scene: str | None = None
+        self._frames = 0
+        self._closed = False
+        self.set_scene(scene)
+
+    @property
+    def scene(self) -> str | None:
+        """The label shown next, or None for a random label per frame."""
+        return self._scene
+
+    def set_scene(self, label: str | None) -> None:
+        """Choose what the camera shows next; ValueError for an unknown label."""
+        if label is not None and label not in LABELS:
+            raise ValueError(f"unknown scene {label!r}; expected one of {', '.join(LABELS)} or null for random")
+        with self._lock:
+            self._scene = label
+
+    def read(self) -> Frame:
+        """Render the next frame of the current scene."""
+        with self._lock:
+            if self._closed:
+                raise CameraError("synthetic camera is closed")
+            label = self._scene or LABELS[int(self._pick.integers(0, len(LABELS)))]
+            frame = self._gen.generate(label)
+            frame.meta["scene"] = self._scene
+            self._frames += 1
+            return frame
+
+    def status(self) -> dict:
+        """Kind, resolution, seed, current scene and frames served."""
+        return {
+            "kind": "synthetic",
+            "ok": not self._closed,
+            "width": self._gen.width,
+            "height": self._gen.height,
+            "seed": self._gen.seed,
+            "scene": self._scene,
+            "labels": list(LABELS),
+            "frames": self._frames,
+        }
+
+    def close(self) -> None:
+        """Stop serving frames."""
+        with self._lock:
+            self._closed = True
