@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# make deploy-rdk: install or update the RDK agent on a board over ssh + rsync (see deploy/README.md).
+#
+# Settings (environment): RDK_HOST RDK_PORT RDK_DIR RDK_SSH_OPTS RDK_PYTHON (lib.sh), and
+#   RDK_INIT            auto (default: systemd when the board runs it), systemd or supervisor
+#   RDK_SERVICE         systemd unit name (default rdk-agent)
+#   RDK_VENV_ARGS       extra `python3 -m venv` arguments (e.g. --system-site-packages)
+#   RDK_PIP_ARGS        extra `pip install` arguments (e.g. --no-index --find-links /path/wheels)
+#   RDK_HEALTH_TIMEOUT  seconds to wait for /api/v1/healthz (default 90)
+#   RDK_AGENT_*         every one set here is written to the board's RDK_DIR/etc/agent.env
+#                       (RDK_AGENT_PORT, RDK_AGENT_HOST, RDK_AGENT_CAMERA, RDK_AGENT_TOKEN, ...)
+set -euo pipefail
+prog=deploy-rdk
+usage="make deploy-rdk RDK_HOST=user@board [RDK_PORT=22] [RDK_DIR=/opt/rdk_agent]"
+# shellcheck source=deploy/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+RDK_INIT=${RDK_INIT:-auto}
+RDK_SERVICE=${RDK_SERVICE:-rdk-agent}
+RDK_VENV_ARGS=${RDK_VENV_ARGS:-}
+RDK_PIP_ARGS=${RDK_PIP_ARGS:-}
+RDK_HEALTH_TIMEOUT=${RDK_HEALTH_TIMEOUT:-90}
+
+check_settings
+[[ $RDK_INIT =~ ^(auto|systemd|supervisor)$ ]] || die "RDK_INIT must be auto, systemd or supervisor, got '$RDK_INIT'"
+[[ $RDK_SERVICE =~ ^[A-Za-z0-9_.@-]+$ ]] || die "RDK_SERVICE must be a unit name, got '$RDK_SERVICE'"
+[[ $RDK_HEALTH_TIMEOUT =~ ^[0-9]+$ ]] || die "RDK_HEALTH_TIMEOUT must be whole seconds, got '$RDK_HEALTH_TIMEOUT'"
+
+echo "$prog: $RDK_HOST:$RDK_DIR (ssh port $RDK_PORT)"
+preflight install
+
+# Code: an exact mirror of the agent's files in RDK_DIR/app, compared by checksum, so an
+# unchanged tree transfers nothing. data/ and models/ are siblings of app/, out of reach of --delete.
+changes=$(
+    cd "$repo_root" && rsync --recursive --links --perms --checksum --delete --delete-excluded --itemize-changes \
+        -e "$rsync_rsh" \
+        --exclude='__pycache__/' --exclude='*.py[co]' --exclude='tests/' \
+        --include='/rdk_agent/***' --include='/shared_schema/***' \
+        --include='/requirements/' --include='/requirements/agent.txt' \
+        --include='/deploy/' --include='/deploy/board/***' --exclude='*' \
+        ./ "$RDK_HOST:$RDK_DIR/app/"
+) || die "rsync to $RDK_HOST:$RDK_DIR/app failed"
+if [ -n "$changes" ]; then
+    echo "  code:    $(grep -c . <<<"$changes") change(s) in $RDK_DIR/app:"
+    sed 's/^/    /' <<<"$changes"
+else
+    echo "  code:    unchanged (nothing transferred)"
+fi
+
+settings=$(python3 -c 'import json, os; print(json.dumps({k: v for k, v in os.environ.items() if k.startswith("RDK_AGENT_")}))')
+install_cmd="$RDK_PYTHON -B $board_scripts/board_install.py install --dir $RDK_DIR --init $RDK_INIT"
+install_cmd+=" --service $RDK_SERVICE --health-timeout $RDK_HEALTH_TIMEOUT --settings-stdin"
+install_cmd+=" --venv-args $(printf %q "$RDK_VENV_ARGS") --pip-args $(printf %q "$RDK_PIP_ARGS")"
+remote "$install_cmd" <<<"$settings" || die "installing on $RDK_HOST failed (see above)"
+echo "$prog: done"
