@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -127,6 +128,18 @@ class _Scene:
     def half_width(self, t: float) -> float:
         """The bead's half width in pixels at ``t`` along its axis."""
         return self.hw * (1 + self.wobble * math.sin(self.freq * t + self.phase))
+
+    def is_inside(self, x: int, y: int, margin: int = 4) -> bool:
+        """Whether pixel (x, y) lies in the frame, ``margin`` pixels clear of its border."""
+        return margin <= x < self.gen.width - margin and margin <= y < self.gen.height - margin
+
+    def inside(self, draw: Callable[[], tuple[float, float]]) -> tuple[int, int]:
+        """The pixel of the first ``(t, d)`` from ``draw`` that lies in the frame (clamped into it if none does)."""
+        for _ in range(20):
+            x, y = self.at(*draw())
+            if self.is_inside(x, y):
+                return x, y
+        return min(max(x, 4), self.gen.width - 5), min(max(y, 4), self.gen.height - 5)
 
     def at(self, t: float, d: float) -> tuple[int, int]:
         """Pixel position at ``t`` along the bead axis and ``d`` across it."""
@@ -253,7 +266,7 @@ class _Scene:
         if self.label == "porosity":
             for _ in range(int(rng.integers(2, 8))):
                 r = float(rng.uniform(2.5, 6.5)) * self.scale
-                x, y = self.at(rng.uniform(self.t_lo + 15, self.t_hi - 15), rng.uniform(-0.55, 0.55) * self.hw)
+                x, y = self.inside(lambda: (rng.uniform(self.t_lo, self.t_hi), rng.uniform(-0.55, 0.55) * self.hw))
                 depth_mm = float(rng.uniform(0.5, 1.5))
                 cv2.circle(self.dark, (x, y), round(r), float(rng.uniform(0.15, 0.4)), -1)
                 cv2.circle(self.dh, (x, y), round(r), -depth_mm, -1)
@@ -261,8 +274,10 @@ class _Scene:
         elif self.label == "spatter":
             for _ in range(int(rng.integers(4, 20))):
                 r = float(rng.uniform(2.0, 4.5)) * self.scale
-                dist = self.hw * 1.15 + float(rng.exponential(35)) * self.scale
-                x, y = self.at(rng.uniform(self.t_lo, self.t_hi), dist * float(rng.choice([-1.0, 1.0])))
+                x, y = self.inside(lambda: (
+                    rng.uniform(self.t_lo, self.t_hi),
+                    (self.hw * 1.15 + float(rng.exponential(35)) * self.scale) * float(rng.choice([-1.0, 1.0])),
+                ))
                 cv2.circle(self.bright, (x, y), round(r), float(rng.uniform(60, 120)), -1)
                 cv2.circle(self.dark, (x + 1, y + 1), round(r) + 1, float(rng.uniform(0.6, 0.85)), -1)
                 cv2.circle(self.dh, (x, y), round(r), float(rng.uniform(0.3, 1.0)), -1)
@@ -273,11 +288,9 @@ class _Scene:
             start = float(rng.uniform(self.t_lo, self.t_hi - length))
             width = max(2, round(rng.uniform(2, 5) * self.scale))
             depth_mm = float(rng.uniform(0.3, 1.0))
-            pts = np.array(
-                [self.at(tt, side * (self.half_width(tt) + width / 2 + rng.normal(0, 0.7))) for tt in
-                 np.linspace(start, start + length, 24)],
-                np.int32,
-            )
+            pts = [self.at(tt, side * (self.half_width(tt) + width / 2 + rng.normal(0, 0.7)))
+                   for tt in np.linspace(start, start + length, 24)]
+            pts = np.array([p for p in pts if self.is_inside(*p, margin=0)] or pts[:1], np.int32)
             cv2.polylines(self.dark, [pts], False, float(rng.uniform(0.3, 0.55)), width)
             cv2.polylines(self.dh, [pts], False, -depth_mm - self.bead_h * 0.05, width)
             meta["defects"].append(
