@@ -1,0 +1,77 @@
+"""HTTP API blueprints under /api/v1 and the helpers they share."""
+
+from __future__ import annotations
+
+import json
+
+from flask import Flask, current_app, request
+
+from rdk_agent.camera.base import CameraError
+from rdk_agent.errors import ApiError, error_response
+from rdk_agent.storage import CaptureNotFound, InsufficientStorage, UnknownLabel
+
+API_PREFIX = "/api/v1"
+
+
+def services():
+    """The app's AgentServices."""
+    return current_app.extensions["rdk"]
+
+
+def json_object(allowed: set[str], required: set[str] = frozenset()) -> dict:
+    """The request's JSON object body, with unknown and missing fields refused."""
+    if not request.is_json:
+        raise ApiError(415, "unsupported_media_type", "send a JSON body with Content-Type: application/json")
+    try:
+        data = json.loads(request.get_data(cache=True))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ApiError(400, "malformed_json", "request body must be a JSON object")
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise ApiError(
+            400, "unknown_field", f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
+    missing = sorted(required - set(data))
+    if missing:
+        raise ApiError(400, "missing_field", f"missing field(s) {', '.join(missing)}")
+    return data
+
+
+def int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    """An integer query parameter within ``[lo, hi]``."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "bad_parameter", f"{name} must be an integer, got {raw[:40]!r}") from None
+    if not lo <= value <= hi:
+        raise ApiError(400, "bad_parameter", f"{name} must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def register_api(app: Flask) -> None:
+    """Register the core blueprints and map storage/camera errors to JSON answers."""
+    from rdk_agent.api import camera, captures, dataset, stream, system
+
+    for module in (system, captures, dataset, stream, camera):
+        app.register_blueprint(module.bp)
+
+    @app.errorhandler(CaptureNotFound)
+    def _not_found(exc: CaptureNotFound):
+        return error_response(404, "not_found", f"no capture with id {str(exc.args[0])[:80]!r}")
+
+    @app.errorhandler(UnknownLabel)
+    def _unknown_label(exc: UnknownLabel):
+        return error_response(400, "unknown_label", str(exc))
+
+    @app.errorhandler(InsufficientStorage)
+    def _full(exc: InsufficientStorage):
+        return error_response(507, "insufficient_storage", exc.strerror or str(exc))
+
+    @app.errorhandler(CameraError)
+    def _camera(exc: CameraError):
+        return error_response(503, "camera_unavailable", str(exc))

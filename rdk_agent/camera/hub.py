@@ -1,0 +1,90 @@
+"""SharedCamera: one reader of a CameraSource shared by captures, inspections and every MJPEG viewer.
+
+Reads are serialised. ``latest(max_age)`` hands out the last frame while it is younger than
+``max_age`` so N viewers cost one camera read and one JPEG encode per frame interval, not N.
+``read()`` always takes a fresh frame (a capture must show what is in front of the camera now).
+Nothing runs while nobody asks for frames, which keeps an idle board idle.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import cv2
+
+from rdk_agent.camera.base import CameraError, CameraSource, Frame
+
+PREVIEW_JPEG_QUALITY = 80
+
+
+class SceneNotSupported(CameraError):
+    """The camera cannot be told what to show (only the synthetic camera can)."""
+
+
+class SharedCamera(CameraSource):
+    """Serialised, cached access to one CameraSource."""
+
+    def __init__(self, source: CameraSource) -> None:
+        self.source = source
+        self._lock = threading.Lock()
+        self._frame: Frame | None = None
+        self._seq = 0
+        self._jpeg: tuple[int, bytes] | None = None
+        self._errors = 0
+
+    def read(self) -> Frame:
+        """A fresh frame from the source."""
+        with self._lock:
+            return self._read_locked()
+
+    def _read_locked(self) -> Frame:
+        try:
+            frame = self.source.read()
+        except CameraError:
+            self._errors += 1
+            raise
+        self._frame = frame
+        self._seq += 1
+        return frame
+
+    def latest(self, max_age: float) -> tuple[int, Frame]:
+        """``(seq, frame)``: the cached frame if younger than ``max_age`` seconds, else a fresh one."""
+        with self._lock:
+            if self._frame is None or time.time() - self._frame.timestamp > max_age:
+                self._read_locked()
+            return self._seq, self._frame
+
+    def latest_jpeg(self, max_age: float) -> tuple[int, bytes]:
+        """``(seq, jpeg)`` for the MJPEG preview, encoded once per frame whatever the viewer count."""
+        seq, frame = self.latest(max_age)
+        with self._lock:
+            if self._jpeg is not None and self._jpeg[0] == seq:
+                return self._jpeg
+        ok, buf = cv2.imencode(".jpg", frame.rgb, [cv2.IMWRITE_JPEG_QUALITY, PREVIEW_JPEG_QUALITY])
+        if not ok:
+            raise CameraError("cannot encode the preview frame as JPEG")
+        with self._lock:
+            self._jpeg = (seq, buf.tobytes())
+            return self._jpeg
+
+    def set_scene(self, label: str) -> None:
+        """Tell a synthetic camera what to show next; SceneNotSupported for real cameras."""
+        setter = getattr(self.source, "set_scene", None)
+        if setter is None:
+            raise SceneNotSupported(f"the {self.status().get('kind', 'current')} camera has no scene to set")
+        with self._lock:
+            setter(label)
+            self._frame = None
+
+    def status(self) -> dict:
+        """The source's status plus the age of the last frame."""
+        out = dict(self.source.status())
+        frame = self._frame
+        out["last_frame_age_s"] = round(time.time() - frame.timestamp, 3) if frame is not None else None
+        out["read_errors"] = self._errors
+        return out
+
+    def close(self) -> None:
+        """Close the source."""
+        self.source.close()

@@ -1,0 +1,58 @@
+"""Serve the app through waitress.
+
+Why waitress: it is pure Python (nothing to compile on the board's aarch64 Ubuntu, installs from a
+wheel-less sdist too), production-grade, and thread-based. Threads suit this agent: MJPEG viewers
+and dataset downloads are long-lived connections that mostly wait on the network, inference
+releases the GIL inside ONNX Runtime and OpenCV, and one process with a thread pool shares a single
+camera, a single loaded model and a single SQLite index within the board's 4 GB, where pre-forked
+workers would each hold a copy of the model and fight over the camera.
+
+Limits: ``threads`` workers (16 by default; at most ``max_streams`` of them can be held by preview
+viewers), ``connection_limit`` sockets, bodies above 4x ``max_upload_bytes`` refused by waitress
+before buffering (bodies between 1x and 4x get the app's JSON 413), and at most 8 MiB of unsent
+output buffered per connection, which keeps a streaming export's memory flat on a slow client.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable
+
+from flask import Flask
+from waitress import create_server
+
+from rdk_agent.config import AgentConfig
+
+log = logging.getLogger(__name__)
+
+
+def serve(app: Flask, config: AgentConfig, on_ready: Callable[[str, int], None] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT, then close the app's services."""
+    server = create_server(
+        app,
+        host=config.host,
+        port=config.port,
+        threads=config.threads,
+        connection_limit=config.connection_limit,
+        max_request_body_size=4 * config.max_upload_bytes,
+        outbuf_high_watermark=8 * 1024 * 1024,
+        channel_timeout=120,
+        asyncore_use_poll=True,
+        ident="rdk-agent",
+    )
+    port = server.effective_port
+    if on_ready is not None:
+        on_ready(config.host, port)
+
+    def _stop(signum, frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        server.run()
+    except (SystemExit, KeyboardInterrupt):
+        log.info("stopping")
+    finally:
+        app.extensions["rdk"].close()
+        server.close()

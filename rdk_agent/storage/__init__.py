@@ -1,0 +1,14 @@
+"""Capture storage: files under the data dir, a SQLite index, reconciliation and dataset export."""
+
+from __future__ import annotations
+
+from rdk_agent.storage.index import CaptureRecord
+from rdk_agent.storage.store import (
+    CaptureNotFound,
+    CaptureStore,
+    InsufficientStorage,
+    StoreLocked,
+    UnknownLabel,
+)
+
+__all__ = ["CaptureNotFound", "CaptureRecord", "CaptureStore", "InsufficientStorage", "StoreLocked", "UnknownLabel"]
