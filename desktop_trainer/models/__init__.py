@@ -1,0 +1,1 @@
+"""Backbones, the LightningModule and model-size accounting."""

@@ -1,0 +1,123 @@
+"""Human-readable run report: confusion matrix, misclassified images, training curves, summary."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from desktop_trainer.data.samples import Sample
+
+
+def plot_confusion(matrix: list[list[int]], labels: Sequence[str], path: Path, title: str) -> None:
+    """Confusion matrix heat map, rows = truth, columns = prediction."""
+    m = np.asarray(matrix)
+    size = 1.2 + 0.7 * len(labels)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            ax.text(j, i, str(m[i, j]), ha="center", va="center", color="white" if m[i, j] > m.max() / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_misclassified(
+    samples: Sequence[Sample],
+    logits: np.ndarray,
+    targets: np.ndarray,
+    labels: Sequence[str],
+    path: Path,
+    limit: int = 36,
+) -> int:
+    """Grid of wrongly classified images titled true → predicted (confidence); returns how many are wrong."""
+    preds = logits.argmax(1) if len(logits) else np.zeros(0, int)
+    wrong = [i for i in range(len(targets)) if preds[i] != targets[i]]
+    cols = max(1, min(6, len(wrong)))
+    rows = max(1, (min(len(wrong), limit) + cols - 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.6 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    probs = np.exp(logits - logits.max(1, keepdims=True)) if len(logits) else logits
+    probs = probs / probs.sum(1, keepdims=True) if len(logits) else probs
+    for ax, i in zip(axes.flat, wrong[:limit], strict=False):
+        image = cv2.imread(str(samples[i].rgb_path), cv2.IMREAD_COLOR)
+        if image is not None:
+            ax.imshow(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        ax.set_title(f"{labels[targets[i]]} → {labels[preds[i]]}\n{probs[i, preds[i]]:.2f}", fontsize=8)
+    if not wrong:
+        axes.flat[0].text(0.5, 0.5, "no misclassified test images", ha="center", va="center")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return len(wrong)
+
+
+def plot_curves(metrics_csv: Path | None, path: Path) -> bool:
+    """Loss and validation metric curves per epoch from the CSV logger; False if there is no log."""
+    if metrics_csv is None or not metrics_csv.is_file():
+        return False
+    series: dict[str, dict[int, float]] = {}
+    with open(metrics_csv, newline="") as fh:
+        for row in csv.DictReader(fh):
+            for key in ("train/loss", "val/loss", "val/acc", "val/f1"):
+                if row.get(key):
+                    series.setdefault(key, {})[int(row["epoch"])] = float(row[key])
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for key, ax in (("train/loss", ax_loss), ("val/loss", ax_loss), ("val/acc", ax_metric), ("val/f1", ax_metric)):
+        if key in series:
+            epochs = sorted(series[key])
+            ax.plot(epochs, [series[key][e] for e in epochs], marker="o", label=key)
+    for ax, title in ((ax_loss, "loss"), (ax_metric, "validation")):
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return True
+
+
+def write_summary(metrics: dict, path: Path) -> None:
+    """A short Markdown summary of the run."""
+    test, labels = metrics["test"], metrics["labels"]
+    lines = [
+        f"# Run summary: {metrics['model']['architecture']}",
+        "",
+        f"- dataset: {metrics['dataset']['id']} ({metrics['dataset']['samples']} samples, sources: "
+        f"{', '.join(metrics['dataset']['sources'])})",
+        f"- input: {metrics['model']['input']}, MACs: {metrics['model']['macs'] / 1e6:.1f} M",
+        f"- epochs: {metrics['training']['epochs']}, wall time: {metrics['training']['seconds']:.0f} s",
+        f"- **test accuracy {test.get('accuracy', 0):.4f}, macro-F1 {test.get('macro_f1', 0):.4f}** "
+        f"(val: {metrics['val'].get('accuracy', 0):.4f} / {metrics['val'].get('macro_f1', 0):.4f})",
+        f"- ONNX Runtime latency (1 thread): {metrics['latency']['fp32']['median_ms']} ms median",
+    ]
+    if "int8" in metrics:
+        q = metrics["int8"]
+        lines.append(
+            f"- int8: test accuracy {q['test']['accuracy']:.4f}, macro-F1 {q['test']['macro_f1']:.4f}, "
+            f"{metrics['latency']['int8']['median_ms']} ms median"
+        )
+    lines += ["", "| class | train | val | test | precision | recall | F1 |", "|---|---|---|---|---|---|---|"]
+    sizes = metrics["split_sizes"]
+    for label in labels:
+        pc = test.get("per_class", {}).get(label, {})
+        lines.append(
+            f"| {label} | {sizes['train'][label]} | {sizes['val'][label]} | {sizes['test'][label]} | "
+            f"{pc.get('precision', 0):.3f} | {pc.get('recall', 0):.3f} | {pc.get('f1', 0):.3f} |"
+        )
+    lines += ["", "Plots: confusion_matrix.png, misclassified.png, curves.png", ""]
+    path.write_text("\n".join(lines), encoding="utf-8")

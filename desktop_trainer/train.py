@@ -1,0 +1,115 @@
+"""The training run: resolve data → fit → evaluate → export → report. Called by ``__main__``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from desktop_trainer.data.datamodule import WeldDataModule
+from desktop_trainer.data.sources import resolve_sources
+from desktop_trainer.finalize import finalize
+from desktop_trainer.models.backbones import build_backbone
+from desktop_trainer.models.module import Classifier
+from shared_schema import InputContract
+
+log = logging.getLogger(__name__)
+
+
+def input_contract(data: DictConfig) -> InputContract:
+    """The model's input contract from the data config."""
+    depth = bool(data.use_depth)
+    return InputContract(
+        height=int(data.image_size),
+        width=int(data.image_size),
+        channels="rgbd" if depth else "rgb",
+        resize=data.resize,
+        interpolation=data.interpolation,
+        mean=tuple(data.mean) + ((float(data.depth_mean),) if depth else ()),
+        std=tuple(data.std) + ((float(data.depth_std),) if depth else ()),
+    )
+
+
+def resolve_precision(trainer_cfg: DictConfig) -> str:
+    """``auto``: 16-bit mixed precision when a CUDA GPU will be used, 32-bit otherwise."""
+    precision = str(trainer_cfg.get("precision", "auto"))
+    if precision != "auto":
+        return precision
+    gpu = torch.cuda.is_available() and trainer_cfg.get("accelerator", "auto") in ("auto", "gpu", "cuda")
+    return "16-mixed" if gpu else "32-true"
+
+
+def build_datamodule(cfg: DictConfig) -> WeldDataModule:
+    """Resolve the data sources and split them."""
+    d = cfg.data
+    dataset = resolve_sources(
+        OmegaConf.to_object(d.source) if OmegaConf.is_list(d.source) else d.source,
+        cache_dir=d.cache_dir,
+        glob=d.glob,
+        labels=list(d.labels) if d.labels else None,
+        token=d.token,
+        progress=bool(d.progress),
+    )
+    if d.use_depth and not dataset.has_depth:
+        raise ValueError("data.use_depth=true but not every sample has a depth map; set data.use_depth=false")
+    return WeldDataModule(
+        dataset,
+        input_contract(d),
+        augment=OmegaConf.to_container(d.augment) if d.augment else None,
+        batch_size=d.batch_size,
+        eval_batch_size=d.eval_batch_size,
+        num_workers=d.num_workers,
+        val_fraction=d.val_fraction,
+        test_fraction=d.test_fraction,
+        min_per_class=d.min_per_class,
+        imbalance=d.imbalance,
+        imbalance_power=d.imbalance_power,
+    )
+
+
+def build_module(cfg: DictConfig, dm: WeldDataModule) -> Classifier:
+    """Backbone + LightningModule from the model config."""
+    m = cfg.model
+    pretrained = m.pretrained if isinstance(m.pretrained, bool) else str(m.pretrained)
+    net = build_backbone(
+        m.backbone,
+        num_classes=len(dm.labels),
+        in_channels=dm.contract.num_channels,
+        pretrained=pretrained,
+        image_size=dm.contract.height,
+        dropout=m.dropout,
+    )
+    return Classifier(
+        net,
+        num_classes=len(dm.labels),
+        optimizer=instantiate(m.optimizer),
+        scheduler=instantiate(m.scheduler) if m.scheduler else None,
+        class_weights=dm.loss_weights(),
+        label_smoothing=m.label_smoothing,
+    )
+
+
+def run(cfg: DictConfig) -> dict | None:
+    """Train, evaluate, export and report; returns metrics.json's content on rank 0 (None elsewhere)."""
+    started = time.time()
+    L.seed_everything(cfg.seed, workers=True)
+    out_dir = Path(cfg.paths.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dm = build_datamodule(cfg)
+    for split, counts in dm.split.sizes(dm.labels).items():
+        log.info("split %s: %s", split, counts)
+    module = build_module(cfg, dm)
+    callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values() if c]
+    loggers = [instantiate(c) for c in (cfg.logger or {}).values() if c]
+    trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    trainer_kwargs["precision"] = resolve_precision(cfg.trainer)
+    trainer = L.Trainer(**trainer_kwargs, callbacks=callbacks, logger=loggers or False)
+    trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path)
+    if not trainer.is_global_zero:
+        return None
+    return finalize(cfg, trainer, module, dm, out_dir, started)
