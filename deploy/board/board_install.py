@@ -130,16 +130,23 @@ def _read(path: Path) -> str:
 
 
 def update_env_file(rdk_dir: Path, settings: dict[str, str]) -> None:
-    """Merge defaults (for missing keys) and deploy-time ``settings`` into etc/agent.env."""
+    """Merge defaults (for missing keys) and deploy-time ``settings`` into etc/agent.env; an empty value deletes."""
     path = rdk_dir / ENV_FILE
     old = read_env_file(path)
-    new = {**DEFAULTS, **old, **{k: str(v) for k, v in settings.items()}}
-    changed = sorted(k for k in new if old.get(k) != new[k])
+    new = {**DEFAULTS, **old}
+    for key, value in settings.items():
+        if value:
+            new[key] = str(value)
+        elif key in DEFAULTS:  # an empty value resets to the default, or removes the key
+            new[key] = DEFAULTS[key]
+        else:
+            new.pop(key, None)
+    changed = sorted(k for k in set(new) | set(old) if old.get(k) != new.get(k))
     text = render_env_file(new)
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         write_file(path, text)
-        shown = ", ".join(k if k in SECRET_KEYS else f"{k}={new[k]}" for k in changed) or "reformatted"
-        say("settings", f"{path} updated: {shown}")
+        shown = ", ".join(k if k in SECRET_KEYS else f"{k}={new[k]}" if k in new else f"{k} removed" for k in changed)
+        say("settings", f"{path} updated: {shown or 'reformatted'}")
     else:
         say("settings", f"unchanged ({path})")
 

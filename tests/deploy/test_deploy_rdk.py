@@ -1,0 +1,125 @@
+"""make deploy-rdk against a real sshd on loopback: install, health, idempotence, restart on change, failures.
+
+The board's venv is built for real: ``python3 -m venv`` plus ``pip install -r requirements/agent.txt``
+through this machine's pip configuration (a local package mirror here), once per session. No
+``--system-site-packages`` shortcut: the dev venv's packages are not in the base interpreter's
+site-packages, and the point is to prove the board gets a working venv from requirements/agent.txt.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tests.deploy.loopback import LoopbackBoard, free_port, get_json
+
+
+def proc_start_time(pid: int) -> int:
+    """Kernel start time of ``pid`` (clock ticks since boot): a restart changes it even if a pid is reused."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+
+
+def inodes(root: Path) -> dict[str, int]:
+    """relative path -> inode for every file under ``root`` (rsync replaces a file by renaming a new one)."""
+    return {str(p.relative_to(root)): p.stat().st_ino for p in root.rglob("*") if p.is_file()}
+
+
+def test_first_deploy_runs_the_agent_from_the_deployed_copy(loopback_board: LoopbackBoard, deployed) -> None:
+    board, out = loopback_board, deployed.stdout
+    rdk = board.rdk_dir
+    assert "no systemd here" in out
+    assert "installing requirements/agent.txt" in out
+    assert "agent:   started (first start)" in out
+    assert "health:  ok" in out
+    assert "rdk_agent/__main__.py" in out and "requirements/agent.txt" in out  # itemized transfer
+
+    status, body = get_json(board, "/api/v1/healthz")
+    assert status == 200, body
+    pid = board.agent_pid()
+    cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert cmdline[0].decode() == str(rdk / "venv/bin/python")
+    assert [c.decode() for c in cmdline[1:7]] == [
+        "-m", "rdk_agent", "--data-dir", str(rdk / "data"), "--models-dir", str(rdk / "models"),
+    ]  # fmt: skip
+    assert Path(f"/proc/{pid}/cwd").resolve() == rdk / "app"
+    # The deployed settings file feeds the agent: our token opens the authenticated API.
+    assert (rdk / "etc/agent.env").stat().st_mode & 0o777 == 0o600
+    assert get_json(board, "/api/v1/status", board.token)[0] == 200
+    # Agent requirements only: the board's venv has the runtime packages and no training stack.
+    modules = "'flask', 'onnxruntime', 'cv2', 'torch', 'lightning'"
+    probe = f"import importlib.util as u; print([m for m in ({modules}) if u.find_spec(m)])"
+    found = subprocess.run([str(rdk / "venv/bin/python"), "-c", probe], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "['flask', 'onnxruntime', 'cv2']"
+    assert not (rdk / "app/tests").exists() and not list((rdk / "app").rglob("__pycache__"))
+    assert sorted(p.name for p in (rdk / "app").iterdir()) == ["deploy", "rdk_agent", "requirements", "shared_schema"]
+
+
+def test_second_deploy_changes_nothing(loopback_board: LoopbackBoard, deployed) -> None:
+    board = loopback_board
+    pid = board.agent_pid()
+    started = proc_start_time(pid)
+    app_files, data_files = inodes(board.rdk_dir / "app"), inodes(board.rdk_dir / "data")
+    venv_python = (board.rdk_dir / "venv/bin/python").lstat().st_mtime_ns
+
+    result = board.run("deploy_rdk.sh")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "code:    unchanged (nothing transferred)" in out
+    assert "venv:    unchanged" in out and "installing" not in out
+    assert "settings: unchanged" in out
+    assert "agent:   unchanged, not restarted" in out
+    assert board.agent_pid() == pid and proc_start_time(pid) == started
+    assert inodes(board.rdk_dir / "app") == app_files
+    assert (board.rdk_dir / "venv/bin/python").lstat().st_mtime_ns == venv_python
+    assert data_files and set(data_files.items()) <= set(inodes(board.rdk_dir / "data").items())
+
+
+def test_changed_setting_restarts_and_keeps_the_data(loopback_board: LoopbackBoard, deployed) -> None:
+    board = loopback_board
+    old_pid = board.agent_pid()
+    data_before = inodes(board.rdk_dir / "data")
+
+    result = board.run("deploy_rdk.sh", RDK_AGENT_STREAM_FPS="5")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "RDK_AGENT_STREAM_FPS=5" in result.stdout
+    assert "agent:   restarted (changed: settings)" in result.stdout
+    assert "code:    unchanged" in result.stdout
+    assert board.agent_pid() != old_pid
+    assert get_json(board, "/api/v1/healthz")[0] == 200
+    assert set(data_before) <= set(inodes(board.rdk_dir / "data"))
+    assert 'RDK_AGENT_STREAM_FPS="5"' in (board.rdk_dir / "etc/agent.env").read_text()
+
+
+def test_unhealthy_agent_fails_with_its_log(loopback_board: LoopbackBoard, deployed) -> None:
+    board = loopback_board
+
+    result = board.run("deploy_rdk.sh", RDK_AGENT_THREADS="0", RDK_HEALTH_TIMEOUT="8")
+
+    assert result.returncode == 1
+    assert "agent not healthy" in result.stderr
+    assert "last lines of the agent's log" in result.stdout
+    assert "threads must be positive" in result.stdout  # the agent's own error, from its log
+    # Back to a sound setting (an empty value removes the key): the next deploy recovers.
+    fixed = board.run("deploy_rdk.sh", RDK_AGENT_THREADS="")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "RDK_AGENT_THREADS removed" in fixed.stdout and "health:  ok" in fixed.stdout
+
+
+def test_missing_host_is_a_usage_error(loopback_board: LoopbackBoard) -> None:
+    result = loopback_board.run("deploy_rdk.sh", RDK_HOST="")
+    assert result.returncode == 1
+    assert "RDK_HOST is not set" in result.stderr and "make deploy-rdk RDK_HOST=user@board" in result.stderr
+
+
+def test_unreachable_board(loopback_board: LoopbackBoard) -> None:
+    result = loopback_board.run("deploy_rdk.sh", RDK_PORT=str(free_port()))
+    assert result.returncode == 1
+    assert "cannot reach" in result.stderr and "over ssh" in result.stderr
+
+
+def test_board_without_python(loopback_board: LoopbackBoard) -> None:
+    result = loopback_board.run("deploy_rdk.sh", RDK_PYTHON="/nonexistent/python3")
+    assert result.returncode == 1
+    assert "no '/nonexistent/python3' on" in result.stderr
