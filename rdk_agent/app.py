@@ -24,6 +24,7 @@ from rdk_agent.camera.base import CameraSource
 from rdk_agent.camera.hub import SharedCamera
 from rdk_agent.config import AgentConfig
 from rdk_agent.errors import register_error_handlers
+from rdk_agent.inspection.wiring import install_inspection
 from rdk_agent.storage import CaptureStore
 from rdk_agent.storage.store import utc_iso
 from rdk_agent.web import bp as web_bp
@@ -43,6 +44,8 @@ class AgentServices:
     inspector: Any = None
     models: Any = None
     telemetry: Any = None
+    review: Any = None  # rdk_agent.inspection.review.ReviewQueue
+    live_inspection: Any = None  # rdk_agent.inspection.live_loop.LiveInspection when inspection.loop is on
     status_providers: dict[str, Callable[[], dict]] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
     closing: threading.Event = field(default_factory=threading.Event)
@@ -102,4 +105,5 @@ def create_app(config: AgentConfig, token: str | None = None, camera: CameraSour
     install_auth(app, token)
     register_api(app)
     app.register_blueprint(web_bp)
+    install_inspection(app)
     return app

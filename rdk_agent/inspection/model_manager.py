@@ -149,9 +149,12 @@ class ModelManager:
                            "at": time.time()}
 
     def _activate(self, classifier: OnnxClassifier, source: str, data: bytes) -> None:
+        try:  # kept before it serves, so that whatever serves can be rolled back to
+            self.history.add(classifier.sha256, classifier.card.name, data)
+        except OSError as exc:
+            log.warning("model %s serves but is not kept for rollback: %s", classifier.sha256[:12], exc)
         health = ModelHealth(self.settings.max_consecutive_timeouts, self.settings.unhealthy_cooldown_s)
         self.active = ActiveModel(classifier, source, health=health)  # the atomic swap
-        self.history.add(classifier.sha256, classifier.card.name, data)
         self.telemetry.model_reloads.inc()
         self.telemetry.model_active.set(1)
         log.info("model %s (%s) active from %s, load %.0f ms",

@@ -12,7 +12,8 @@ from rdk_agent.inspection.inspector import Inspector
 from rdk_agent.inspection.live_loop import LiveInspection
 from rdk_agent.inspection.model_manager import ModelManager
 from rdk_agent.inspection.review import ReviewQueue
-from rdk_agent.inspection.rules import RuleEvaluator, Rubric
+from rdk_agent.inspection.rubric import Rubric
+from rdk_agent.inspection.rules import RuleEvaluator
 from rdk_agent.inspection.settings import InspectionSettings
 from rdk_agent.telemetry import Telemetry
 

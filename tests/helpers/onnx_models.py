@@ -10,6 +10,7 @@ timeout (a Loop of matrix products).
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -247,4 +248,39 @@ def write_slow(path: str | Path, schema: LabelSchema | None = None, iterations: 
     """A sound classifier that spends a Loop of ``iterations`` dim x dim matmuls per inference."""
     card = make_card(schema, name="tiny-slow-classifier")
     model = _classifier_graph(card, slow_iterations=iterations, slow_dim=dim)
+    return _write(path, _with_card(model, card).SerializeToString())
+
+
+def write_small_cnn(path: str | Path, schema: LabelSchema | None = None, size: int = 224, seed: int = 0) -> Path:
+    """A small real CNN (3 strided 3x3 convs + ReLU, pool, linear) at ``size`` x ``size``: a latency workload."""
+    card = make_card(schema, size=size, name="small-cnn")
+    rng = np.random.default_rng(seed)
+    chans = [3, 16, 32, 64]
+    inits, nodes, x = [], [], card.input.tensor_name
+    for i, (cin, cout) in enumerate(itertools.pairwise(chans)):
+        w = (rng.standard_normal((cout, cin, 3, 3)) * np.sqrt(2.0 / (cin * 9))).astype(np.float32)
+        inits += [numpy_helper.from_array(w, f"cw{i}"), numpy_helper.from_array(np.zeros(cout, np.float32), f"cb{i}")]
+        nodes += [
+            helper.make_node("Conv", [x, f"cw{i}", f"cb{i}"], [f"conv{i}"], pads=[1, 1, 1, 1], strides=[2, 2]),
+            helper.make_node("Relu", [f"conv{i}"], [f"relu{i}"]),
+        ]
+        x = f"relu{i}"
+    k = len(card.labels)
+    inits += [numpy_helper.from_array((rng.standard_normal((k, chans[-1])) * 0.1).astype(np.float32), "fw"),
+              numpy_helper.from_array(np.zeros(k, np.float32), "fb")]
+    nodes += [
+        helper.make_node("GlobalAveragePool", [x], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),
+        helper.make_node("Gemm", ["flat", "fw", "fb"], [card.output_name], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "small_cnn",
+        [helper.make_tensor_value_info(card.input.tensor_name, TensorProto.FLOAT, ["batch", 3, size, size])],
+        [helper.make_tensor_value_info(card.output_name, TensorProto.FLOAT, ["batch", k])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="rdk-tests")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
     return _write(path, _with_card(model, card).SerializeToString())

@@ -1,0 +1,188 @@
+"""POST /api/v1/inspect, GET /api/v1/model, rollback, review queue and hot swap, over HTTP against a real agent."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+
+import cv2
+import numpy as np
+import requests
+
+from tests.helpers import onnx_models as om
+
+FAST = {"poll_interval_s": 0.1, "intra_op_threads": 1}
+
+
+def png(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", image)
+    assert ok
+    return buf.tobytes()
+
+
+def model_status(agent) -> dict:
+    r = requests.get(agent.api("model"), headers=agent.auth, timeout=10)
+    assert r.status_code == 200
+    return r.json()
+
+
+def wait_model(agent, predicate, timeout: float = 15.0) -> dict:
+    deadline = time.monotonic() + timeout
+    status = model_status(agent)
+    while not predicate(status):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"model state not reached: {status}")
+        time.sleep(0.1)
+        status = model_status(agent)
+    return status
+
+
+def deploy(agent, writer, **kwargs) -> str:
+    """Write a model into the agent's models dir the way rsync does; its sha256."""
+    path = writer(agent.models_dir / "model.onnx", **kwargs)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def inspect(agent, **kwargs) -> requests.Response:
+    if "files" not in kwargs:
+        kwargs.setdefault("json", {})
+    return requests.post(agent.api("inspect"), headers=agent.auth, timeout=30, **kwargs)
+
+
+def test_without_model_rules_decide_and_bad_input_is_refused(agent_process):
+    agent = agent_process(config={"inspection": FAST, "max_upload_bytes": 1_000_000})
+    status = model_status(agent)
+    assert status["state"] == "no_model" and status["active"] is None and status["last_error"] is None
+
+    r = inspect(agent)
+    assert r.status_code == 200
+    body = r.json()
+    assert (body["engine"], body["fallback_reason"], body["source"]) == ("rules", "no_model", "camera")
+    assert body["rules"]["measures"] and body["latency_ms"]["total"] > 0
+
+    rgb = np.full((120, 160, 3), 90, dtype=np.uint8)
+    depth = np.full((120, 160), 400, dtype=np.uint16)
+    r = inspect(agent, files={"image": ("f.png", png(rgb)), "depth": ("d.png", png(depth))})
+    assert r.status_code == 200 and r.json()["source"] == "upload" and r.json()["latency_ms"]["decode"] > 0
+
+    def error(resp: requests.Response, status: int) -> str:
+        assert resp.status_code == status, resp.text
+        return resp.json()["error"]["code"]
+
+    assert error(inspect(agent, files={"image": ("x.png", b"not an image at all")}), 400)
+    assert error(inspect(agent, files={"image": ("x.png", png(rgb)), "depth": ("d.png", png(rgb))}), 400)
+    small_depth = png(np.zeros((10, 10), dtype=np.uint16))
+    mismatched = {"image": ("x.png", png(rgb)), "depth": ("d.png", small_depth)}
+    assert error(inspect(agent, files=mismatched), 400) == "bad_depth"
+    assert error(inspect(agent, files={"depth": ("d.png", png(depth))}), 400) == "missing_field"
+    assert error(inspect(agent, files={"image": ("x.png", png(rgb)), "label": ("l", b"good")}), 400) == "unknown_field"
+    assert error(inspect(agent, files={"image": ("big.png", b"\x89PNG" + b"0" * 1_200_000)}), 413)
+    assert error(inspect(agent, json={"unexpected": 1}), 400) == "unknown_field"
+    r = requests.post(
+        agent.api("inspect"), data=b"raw", headers={**agent.auth, "Content-Type": "image/png"}, timeout=10
+    )
+    assert error(r, 415)
+    assert error(requests.post(agent.api("inspect"), json={}, timeout=10), 401)
+    assert error(requests.get(agent.api("inspect/latest"), headers=agent.auth, timeout=10), 404)
+    assert error(requests.post(agent.api("model/rollback"), headers=agent.auth, timeout=10), 409) == "conflict"
+
+
+def test_hot_swap_under_concurrent_clients_then_broken_file_then_rollback(agent_process):
+    agent = agent_process(config={"inspection": FAST})
+    first = deploy(agent, om.write_valid, dominant="good")
+    status = wait_model(agent, lambda s: s["state"] == "active")
+    assert status["active"]["sha256"] == first and status["active"]["card"]["labels"][0] == "good"
+    assert status["active"]["load_ms"] > 0 and status["active"]["loaded_at"] > 0
+
+    stop = threading.Event()
+    results: list[tuple[int, str | None, str | None]] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        session = requests.Session()
+        while not stop.is_set():
+            try:
+                r = session.post(agent.api("inspect"), json={}, headers=agent.auth, timeout=30)
+                item = (r.status_code, r.json().get("engine"), (r.json().get("model") or {}).get("sha256"))
+            except (requests.RequestException, ValueError) as exc:
+                item = (0, repr(exc), None)
+            with lock:
+                results.append(item)
+
+    clients = [threading.Thread(target=client) for _ in range(8)]
+    for t in clients:
+        t.start()
+    try:
+        time.sleep(0.5)
+        second = deploy(agent, om.write_valid, dominant="spatter")
+        wait_model(agent, lambda s: (s["active"] or {}).get("sha256") == second)
+        time.sleep(0.5)
+        broken = deploy(agent, om.write_truncated)
+        wait_model(agent, lambda s: s["last_error"] is not None)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in clients:
+            t.join()
+
+    failures = [r for r in results if r[0] != 200 or r[1] != "onnx"]
+    assert not failures, f"{len(failures)} of {len(results)} requests failed during swaps: {failures[:5]}"
+    served = {r[2] for r in results}
+    status = model_status(agent)
+    assert {first, second} <= served and broken not in served
+    assert status["state"] == "serving_previous" and status["active"]["sha256"] == second
+    assert status["last_error"]["file_sha256"] == broken and status["last_error"]["reason"] == "load_failed"
+    assert status["counters"]["engine"]["onnx"] >= len(results)
+    assert inspect(agent).json()["label"] == "spatter"
+
+    r = requests.post(agent.api("model/rollback"), headers=agent.auth, timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.json()["active"]["sha256"] == first and r.json()["state"] == "active"
+    assert hashlib.sha256((agent.models_dir / "model.onnx").read_bytes()).hexdigest() == first
+    assert inspect(agent).json()["label"] == "good"
+
+    agent.restart()
+    assert model_status(agent)["active"]["sha256"] == first, "rollback survives a restart"
+
+
+def test_low_confidence_frames_go_to_the_review_queue(agent_process):
+    agent = agent_process(config={"inspection": {**FAST, "review_threshold": 0.7}})
+    deploy(agent, om.write_low_confidence)
+    wait_model(agent, lambda s: s["state"] == "active")
+    body = inspect(agent).json()
+    assert (body["engine"], body["fallback_reason"]) == ("rules", "low_confidence")
+    capture_id = body["review_capture_id"]
+    assert capture_id
+
+    r = requests.get(agent.api(f"captures/{capture_id}"), headers=agent.auth, timeout=10)
+    assert r.status_code == 200
+    record = r.json()
+    assert record["label"] is None and record["source"] == "review"
+    assert record["meta"]["inspection"]["fallback_reason"] == "low_confidence"
+    assert record["meta"]["inspection"]["onnx"]["confidence"] < 0.7
+    listed = requests.get(agent.api("captures"), params={"unlabelled": "true"}, headers=agent.auth, timeout=10)
+    assert capture_id in [c["id"] for c in listed.json()["items"]]
+
+    deploy(agent, om.write_valid, margin=9.0)
+    wait_model(agent, lambda s: s["active"]["card"]["name"] and s["counters"]["reloads"] == 2)
+    assert inspect(agent).json()["review_capture_id"] is None, "confident frames stay out of the queue"
+    assert model_status(agent)["counters"]["review_queued"] == 1
+
+
+def test_live_loop_publishes_latest_result(agent_process):
+    agent = agent_process(config={"inspection": {**FAST, "loop": True, "loop_interval_s": 0.2}})
+    deadline = time.monotonic() + 15
+    while True:
+        r = requests.get(agent.api("inspect/latest"), headers=agent.auth, timeout=10)
+        if r.status_code == 200:
+            break
+        assert time.monotonic() < deadline, r.text
+        time.sleep(0.1)
+    first = r.json()
+    assert first["source"] == "loop" and first["fallback_reason"] == "no_model"
+    time.sleep(0.6)
+    assert (
+        requests.get(agent.api("inspect/latest"), headers=agent.auth, timeout=10).json()["timestamp"]
+        > first["timestamp"]
+    )

@@ -1,0 +1,146 @@
+"""Inspector engine choice: each fallback reason with real ONNX Runtime sessions and the real rules."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from rdk_agent.camera.synthetic import SyntheticWeldGenerator
+from rdk_agent.inspection.inspector import FALLBACK_REASONS, Inspector
+from rdk_agent.inspection.model_manager import ModelManager
+from rdk_agent.inspection.rubric import Rubric
+from rdk_agent.inspection.rules import RuleEvaluator
+from rdk_agent.inspection.settings import InspectionSettings
+from rdk_agent.telemetry import Telemetry
+from shared_schema import default_weld_schema
+from tests.helpers import onnx_models as om
+
+SCHEMA = default_weld_schema()
+STAGES = {"decode", "preprocess", "inference", "rules", "total"}
+
+
+@pytest.fixture(scope="module")
+def weld_frame():
+    return SyntheticWeldGenerator(seed=3).generate("good")
+
+
+@pytest.fixture
+def make_inspector(tmp_path):
+    made: list[Inspector] = []
+
+    def make(writer=None, **overrides) -> Inspector:
+        settings = InspectionSettings(**{"intra_op_threads": 1, "poll_interval_s": 5.0, **overrides})
+        models_dir = tmp_path / f"models{len(made)}"
+        models_dir.mkdir()
+        if writer is not None:
+            writer(models_dir / "model.onnx")
+        models = ModelManager(models_dir, SCHEMA, settings, Telemetry())
+        models.start()
+        inspector = Inspector(models, RuleEvaluator(Rubric.from_dict({}), SCHEMA), settings)
+        made.append(inspector)
+        return inspector
+
+    yield make
+    for inspector in made:
+        inspector.models.stop()
+        inspector.close()
+
+
+def check_rules_ran(result: dict) -> None:
+    assert result["rules"] is not None and "error" not in result["rules"]
+    assert result["rules"]["measures"], "rule measures are always computed"
+    assert set(result["latency_ms"]) == STAGES
+    assert result["latency_ms"]["rules"] > 0
+    assert result["latency_ms"]["total"] >= max(result["latency_ms"]["inference"], result["latency_ms"]["rules"])
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_confident_model_decides(make_inspector, weld_frame, parallel):
+    inspector = make_inspector(lambda p: om.write_valid(p, dominant="porosity"), parallel_rules=parallel)
+    result = inspector.inspect(weld_frame.rgb, weld_frame.depth, decode_ms=1.5)
+    assert (result["engine"], result["fallback_reason"], result["label"]) == ("onnx", None, "porosity")
+    assert result["confidence"] > 0.99
+    assert set(result["probabilities"]) == set(SCHEMA.names)
+    assert result["model"]["sha256"] == inspector.models.active.classifier.sha256
+    assert result["latency_ms"]["decode"] == 1.5 and result["latency_ms"]["inference"] > 0
+    check_rules_ran(result)
+    assert inspector.telemetry.inspections.value(engine="onnx", label="porosity") == 1
+
+
+@pytest.mark.parametrize(
+    ("writer", "reason"),
+    [
+        (None, "no_model"),
+        (om.write_truncated, "load_failed"),
+        (om.write_random_bytes, "load_failed"),
+        (om.write_no_card, "load_failed"),
+        (om.write_wrong_input_shape, "load_failed"),
+        (om.write_nan_output, "load_failed"),
+        (om.write_wrong_schema_hash, "schema_mismatch"),
+        (om.write_low_confidence, "low_confidence"),
+    ],
+)
+def test_rules_decide_with_the_reason(make_inspector, weld_frame, writer, reason):
+    inspector = make_inspector(writer)
+    result = inspector.inspect(weld_frame.rgb, weld_frame.depth)
+    assert result["engine"] == "rules" and result["fallback_reason"] == reason
+    assert result["label"] == result["rules"]["label"]
+    check_rules_ran(result)
+    if reason == "low_confidence":  # the model ran: its probabilities are shown next to the rules
+        assert result["onnx"]["confidence"] < 0.6 and len(result["probabilities"]) == len(SCHEMA.names)
+        assert inspector.needs_review(result)
+    else:
+        assert result["probabilities"] == {} and result["onnx"] is None
+        assert not inspector.needs_review(result)
+    assert inspector.telemetry.fallbacks.value(reason=reason) == 1
+
+
+def test_inference_error_on_some_frames(make_inspector, weld_frame):
+    inspector = make_inspector(om.write_nan_on_dark)
+    dark = np.full((240, 320, 3), 15, dtype=np.uint8)
+    result = inspector.inspect(dark, None)
+    assert (result["engine"], result["fallback_reason"]) == ("rules", "inference_error")
+    assert "not finite" in result["error"]
+    bright = np.full((240, 320, 3), 200, dtype=np.uint8)
+    assert inspector.inspect(bright, None)["engine"] == "onnx", "the same model still serves other frames"
+
+
+def test_timeout_then_rest_after_repeated_timeouts(make_inspector, weld_frame):
+    inspector = make_inspector(om.write_slow, timeout_ms=60, max_consecutive_timeouts=2)
+    warmup_ms = inspector.models.active.classifier.warmup_ms
+    assert warmup_ms > 200, "the slow model must be well past the timeout"
+    for _ in range(2):
+        result = inspector.inspect(weld_frame.rgb, weld_frame.depth)
+        assert (result["engine"], result["fallback_reason"]) == ("rules", "timeout")
+        assert result["latency_ms"]["total"] < warmup_ms * 0.8, "a timed-out run is stopped, not awaited"
+    assert not inspector.models.active.health.available()
+    result = inspector.inspect(weld_frame.rgb, weld_frame.depth)
+    assert result["fallback_reason"] == "timeout" and "rests" in result["error"]
+    assert threading.active_count() < 20, "no thread per timed-out request"
+
+
+def test_concurrent_inspections_are_consistent(make_inspector, weld_frame):
+    inspector = make_inspector(lambda p: om.write_valid(p, dominant="gap"))
+    results, errors = [], []
+
+    def worker():
+        try:
+            for _ in range(5):
+                results.append(inspector.inspect(weld_frame.rgb, weld_frame.depth))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 30
+    assert {(r["engine"], r["label"]) for r in results} == {("onnx", "gap")}
+
+
+def test_reasons_are_the_documented_set():
+    assert FALLBACK_REASONS == ("no_model", "load_failed", "schema_mismatch", "inference_error", "timeout",
+                                "low_confidence")
