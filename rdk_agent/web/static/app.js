@@ -56,7 +56,7 @@ async function start() {
     preview.stop();
     showLogin();
   });
-  const statusLine = new StatusLine({ onCameraBack: () => preview.start() });
+  const statusLine = new StatusLine();
   const status = await statusLine.refresh();
   if (!status) {
     if (!stopped) showLogin();
@@ -94,11 +94,10 @@ async function start() {
   preview.start();
   progress.refresh();
   gallery.reload();
-  inspect.refreshLatest();
-  setInterval(() => {
+  setInterval(async () => {
     if (stopped || document.hidden) return;
-    statusLine.refresh();
-    inspect.refreshLatest();
+    await statusLine.refresh();
+    if (statusLine.liveInspection) inspect.refreshLatest();
   }, STATUS_EVERY_MS);
 }
 

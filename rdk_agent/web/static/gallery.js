@@ -1,15 +1,15 @@
 // Gallery of recent captures: thumbnails, relabel, delete with a confirm step, filter, load more.
 
-import { API, api, describeError } from "./api.js";
+import { api, describeError } from "./api.js";
 import { toast } from "./toasts.js";
 
 const PAGE_SIZE = 24;
 const REVIEW = "__review__";
 const CONFIRM_MS = 3000;
 
-/** Format a capture time (ISO string or epoch seconds) as local date and time. */
+/** Format an ISO 8601 capture time as local date and time. */
 function formatTime(value) {
-  const date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
+  const date = new Date(value);
   if (Number.isNaN(date.getTime())) return "";
   return date.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
@@ -43,7 +43,7 @@ export class Gallery {
 
   query() {
     const params = new URLSearchParams({ limit: String(PAGE_SIZE), offset: String(this.offset) });
-    if (this.filter.value === REVIEW) params.set("unlabelled", "true");
+    if (this.filter.value === REVIEW) params.set("unlabelled", "1");
     else if (this.filter.value) params.set("label", this.filter.value);
     return "/captures?" + params;
   }
@@ -81,13 +81,13 @@ export class Gallery {
     this.paint(li, record.label);
 
     const link = document.createElement("a");
-    link.href = `${API}/captures/${encodeURIComponent(record.id)}/image`;
+    link.href = record.urls.image;
     link.target = "_blank";
     link.rel = "noopener";
     const img = document.createElement("img");
     img.loading = "lazy";
     img.alt = `capture ${record.id} (${record.label || "unlabelled"})`;
-    img.src = `${API}/captures/${encodeURIComponent(record.id)}/thumbnail`;
+    img.src = record.urls.thumbnail;
     link.append(img);
 
     const remove = document.createElement("button");
@@ -100,7 +100,7 @@ export class Gallery {
     meta.className = "shot-meta";
     const time = document.createElement("time");
     time.textContent = formatTime(record.captured_at);
-    if (record.captured_at) time.dateTime = String(record.captured_at);
+    time.dateTime = record.captured_at;
     meta.append(time, remove);
 
     const select = document.createElement("select");
@@ -134,7 +134,7 @@ export class Gallery {
       const placeholder = select.querySelector('option[value=""]');
       if (placeholder) placeholder.remove();
       toast(`Relabelled ${previous || "unlabelled"} → ${record.label}`, "ok", { colour: this.colours.get(record.label) });
-      if (this.filter.value && this.filter.value !== record.label) li.remove();
+      if (this.filter.value && this.filter.value !== record.label) this.removeCard(li);
       this.onChanged();
     } catch (err) {
       select.value = previous || "";
@@ -142,6 +142,13 @@ export class Gallery {
     } finally {
       select.disabled = false;
     }
+  }
+
+  /** Drop a card that no longer belongs to the list shown. */
+  removeCard(li) {
+    li.remove();
+    this.offset = Math.max(0, this.offset - 1);
+    this.empty.hidden = this.list.children.length > 0;
   }
 
   /** First click arms the button; a second click within a few seconds deletes. */
@@ -158,9 +165,7 @@ export class Gallery {
     button.disabled = true;
     try {
       await api("DELETE", `/captures/${encodeURIComponent(record.id)}`);
-      li.remove();
-      this.offset = Math.max(0, this.offset - 1);
-      this.empty.hidden = this.list.children.length > 0;
+      this.removeCard(li);
       toast(`Deleted ${record.label || "unlabelled"} capture`, "info");
       this.onChanged();
     } catch (err) {

@@ -20,6 +20,7 @@ function el(tag, className, text) {
 }
 
 function fmtNumber(value) {
+  if (typeof value === "boolean") return value ? "yes" : "no";
   if (typeof value !== "number") return String(value);
   return Number.isInteger(value) ? String(value) : value.toFixed(Math.abs(value) >= 10 ? 1 : 2);
 }
@@ -97,10 +98,15 @@ export class InspectPanel {
       if (value === null || typeof value === "object") continue;
       measures.append(el("dt", "", name.replaceAll("_", " ")), el("dd", "", fmtNumber(value)));
     }
-    if (rules.defects && rules.defects.length) {
-      measures.append(el("dt", "", "rule defects"), el("dd", "", rules.defects.join(", ")));
+    if (rules.label && rules.label !== result.label) {
+      measures.append(el("dt", "", "rules say"), el("dd", "", rules.label));
     }
 
-    this.root.replaceChildren(head, engine, probs, measures);
+    const notes = el("ul", "notes");
+    for (const reason of rules.reasons || []) notes.append(el("li", "", reason));
+    if (result.error) notes.append(el("li", "error", `model error: ${result.error.message || result.error}`));
+    if (result.review_capture_id) notes.append(el("li", "review-note", "Low confidence: queued for review"));
+
+    this.root.replaceChildren(head, engine, probs, measures, notes);
   }
 }

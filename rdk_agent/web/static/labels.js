@@ -112,17 +112,16 @@ export class Progress {
   }
 
   show(stats) {
-    const perLabel = stats.labels || {};
-    for (const [name, row] of this.rows) {
-      const entry = perLabel[name] || { count: 0, target: stats.target_per_class };
-      const count = entry.count || 0;
-      const target = entry.target || stats.target_per_class || 100;
-      row.count.textContent = `${count} / ${target}`;
-      row.fill.style.width = Math.min(100, (100 * count) / target).toFixed(1) + "%";
-      row.li.classList.toggle("done", count >= target);
-      row.li.dataset.count = String(count);
+    for (const entry of stats.labels) {
+      const row = this.rows.get(entry.name);
+      if (!row) continue;
+      row.count.textContent = `${entry.count} / ${entry.target}`;
+      row.fill.style.width = Math.min(100, (100 * entry.count) / Math.max(1, entry.target)).toFixed(1) + "%";
+      row.li.classList.toggle("done", entry.count >= entry.target);
+      row.li.dataset.count = String(entry.count);
+      row.li.title = entry.missing > 0 ? `${entry.missing} more needed` : "target reached";
     }
-    const unlabelled = stats.unlabelled ? ` · ${stats.unlabelled} to review` : "";
-    this.total.textContent = `${stats.total ?? 0} captures${unlabelled}`;
+    const review = stats.unlabelled ? ` · ${stats.unlabelled} to review` : "";
+    this.total.textContent = `${stats.labelled} labelled${review}`;
   }
 }

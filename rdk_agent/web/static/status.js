@@ -3,12 +3,33 @@
 import { api, describeError } from "./api.js";
 
 const RETRY_MS = 2000;
+const MODEL_STATES = {
+  serving_previous: "new model file refused",
+  failed: "model failed to load",
+  no_model: "no model deployed",
+};
 
-function setChip(id, text, state) {
+function errorText(error) {
+  if (!error) return undefined;
+  return error.message ? `${error.reason || error.code}: ${error.message}` : String(error);
+}
+
+function setChip(id, text, state, title) {
   const chip = document.getElementById(id);
   const target = chip.querySelector(".chip-text") || chip;
   target.textContent = text;
   chip.dataset.state = state || "";
+  chip.title = title || text;
+}
+
+function formatBytes(n) {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) {
+    n /= 1024;
+    i += 1;
+  }
+  return (i ? n.toFixed(1) : String(n)) + " " + units[i];
 }
 
 /** The live MJPEG preview; reconnects by itself after the stream drops. */
@@ -35,14 +56,20 @@ export class LivePreview {
   }
 }
 
+/** Camera state from any source: synthetic reports `ok`, opencv and replay report `connected`. */
+export function cameraLost(camera) {
+  return camera.ok === false || camera.connected === false;
+}
+
 export class StatusLine {
-  constructor({ onCameraBack }) {
+  constructor() {
     this.banner = document.getElementById("camera-banner");
-    this.onCameraBack = onCameraBack;
-    this.cameraOk = true;
+    this.modelKey = null;
+    this.modelDetail = null;
+    this.liveInspection = false;
   }
 
-  /** Fetch /status and redraw the line; returns the status or null. */
+  /** Fetch /status (and /model when the model changed) and redraw the line; returns the status or null. */
   async refresh() {
     let status;
     try {
@@ -51,29 +78,49 @@ export class StatusLine {
       setChip("st-agent", describeError(err), "bad");
       return null;
     }
+    const model = status.model || {};
+    const key = `${model.state}:${model.sha256}`;
+    if (key !== this.modelKey) {
+      this.modelDetail = await api("GET", "/model").catch(() => null);
+      this.modelKey = key;
+    }
     this.show(status);
     return status;
   }
 
   show(status) {
-    setChip("st-agent", "agent " + (status.version || "?"), "ok");
+    const agent = status.agent || {};
+    setChip("st-agent", "agent " + (agent.version || "?"), "ok", `camera spec ${agent.camera_spec || "?"}`);
 
     const camera = status.camera || {};
-    const ok = camera.ok !== false;
-    setChip("st-camera", ok ? "camera " + (camera.kind || "connected") : "camera lost", ok ? "ok" : "bad");
-    this.banner.hidden = ok;
-    this.banner.textContent = ok ? "" : "Camera lost: " + (camera.message || "no frames") + " — retrying…";
-    if (ok && !this.cameraOk) this.onCameraBack();
-    this.cameraOk = ok;
+    const lost = cameraLost(camera);
+    const message = camera.last_error || "no frames";
+    setChip("st-camera", lost ? "camera lost" : "camera " + (camera.kind || "connected"), lost ? "bad" : "ok",
+      lost ? message : undefined);
+    this.banner.hidden = !lost;
+    this.banner.textContent = lost ? `Camera lost: ${message}. Retrying…` : "";
 
-    const model = status.model || {};
-    if (model.active) {
-      setChip("st-model", "model " + (model.name || model.sha256?.slice(0, 8) || "active"), "ok");
-    } else {
-      setChip("st-model", "rules only" + (model.reason ? " · " + model.reason : ""), "warn");
-    }
+    this.showModel(status.model || {});
+    this.liveInspection = Boolean(status.model && status.model.live_inspection);
 
     const dataset = status.dataset || {};
-    setChip("st-dataset", `dataset ${dataset.captures ?? 0}`, "");
+    const review = dataset.unlabelled ? ` · ${dataset.unlabelled} to review` : "";
+    setChip("st-dataset", `dataset ${dataset.total ?? 0} · ${formatBytes(dataset.total_bytes || 0)}${review}`, "");
+  }
+
+  showModel(model) {
+    const detail = this.modelDetail || {};
+    const card = detail.active && detail.active.card;
+    const name = card ? card.name || "model" : "model";
+    const sha = model.sha256 ? model.sha256.slice(0, 8) : "";
+    if (model.state === "active") {
+      setChip("st-model", `${name} ${sha}`.trim(), "ok", `ONNX model active, sha256 ${model.sha256}`);
+    } else if (model.state === "serving_previous") {
+      setChip("st-model", `${name} ${sha} · ${MODEL_STATES.serving_previous}`, "warn", errorText(detail.last_error));
+    } else {
+      const error = detail.last_error;
+      const reason = (error && error.reason) || MODEL_STATES[model.state] || model.state || "no model";
+      setChip("st-model", `rules only · ${reason}`, "warn", errorText(detail.last_error) || reason);
+    }
   }
 }

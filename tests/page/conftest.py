@@ -1,0 +1,83 @@
+"""Fixtures for the operator page tests: a real agent process and headless Debian Chromium."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
+
+from tests.helpers.agent_process import AgentProcess
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TABLET_LANDSCAPE = {"width": 1024, "height": 768}
+TABLET_PORTRAIT = {"width": 768, "height": 1024}
+
+
+@pytest.fixture(scope="session")
+def agent(tmp_path_factory) -> Iterator[AgentProcess]:
+    """A real ``python -m rdk_agent`` on the synthetic camera, shared by the page tests (they count deltas)."""
+    root = tmp_path_factory.mktemp("page-agent")
+    process = AgentProcess(root / "data", root / "models", token="page-test-token")
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, headless (never a downloaded browser)."""
+    if not CHROMIUM.exists():
+        pytest.skip("Chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+class PageLog:
+    """Console errors, uncaught exceptions and CSP violations seen by a page."""
+
+    def __init__(self, page: Page) -> None:
+        self.errors: list[str] = []
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
+        page.on("response", lambda r: r.status >= 400 and self.errors.append(f"HTTP {r.status} {r.url}"))
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.errors.append(f"console: {message.text}")
+
+
+@pytest.fixture
+def context(browser: Browser) -> Iterator[BrowserContext]:
+    """A fresh browser profile (no cookies) at tablet landscape size."""
+    ctx = browser.new_context(viewport=TABLET_LANDSCAPE)
+    ctx.set_default_timeout(10_000)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    """A page whose console errors are collected in ``page.log``."""
+    new_page = context.new_page()
+    new_page.log = PageLog(new_page)
+    return new_page
+
+
+def open_logged_in(page: Page, agent: AgentProcess) -> Page:
+    """Open the page through the ``?token=`` link and wait until the label buttons are drawn."""
+    page.goto(f"{agent.url}/?token={agent.token}", wait_until="domcontentloaded")
+    page.locator(".label-btn").first.wait_for()
+    page.locator("#progress .progress-row[data-count]").first.wait_for()
+    return page
