@@ -16,6 +16,7 @@ stands in for a trained model. Three measurements, medians over ``--n`` runs of 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -36,7 +37,7 @@ from rdk_agent.inspection.onnx_model import OnnxClassifier, session_options
 from rdk_agent.inspection.rubric import Rubric
 from rdk_agent.inspection.rules import RuleEvaluator
 from rdk_agent.inspection.settings import InspectionSettings
-from shared_schema import default_weld_schema
+from shared_schema import METADATA_KEY, LabelSchema, ModelCard, default_weld_schema, label_schema_from_names
 from shared_schema.preprocess import preprocess
 from tests.helpers import onnx_models as om
 from tests.helpers.agent_process import AgentProcess
@@ -46,11 +47,18 @@ def median_ms(samples: list[float]) -> float:
     return round(statistics.median(samples) * 1000.0, 2)
 
 
-def in_process(models_dir: Path, frame, settings: InspectionSettings, n: int) -> dict:
-    schema = default_weld_schema()
+def schema_for(model: Path) -> LabelSchema:
+    """The weld schema, or a schema with the model card's labels (same hash) for a model of another station."""
+    meta = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
+    card = ModelCard.from_json(meta[METADATA_KEY])
+    weld = default_weld_schema()
+    return weld if card.label_schema_hash == weld.hash else label_schema_from_names(list(card.labels), name="bench")
+
+
+def in_process(models_dir: Path, schema: LabelSchema, frame, settings: InspectionSettings, n: int) -> dict:
     models = ModelManager(models_dir, schema, settings)
     models.start()
-    inspector = Inspector(models, RuleEvaluator(Rubric.from_dict({}), schema), settings)
+    inspector = Inspector(models, RuleEvaluator(Rubric.from_dict({}), schema), settings)  # rules of this schema
     try:
         results = [inspector.inspect(frame.rgb, frame.depth) for _ in range(n + 3)][3:]
     finally:
@@ -60,9 +68,9 @@ def in_process(models_dir: Path, frame, settings: InspectionSettings, n: int) ->
     return {"engine": results[0]["engine"], "reason": results[0]["fallback_reason"], "median_ms": stages}
 
 
-def bare(model_path: Path, rgb_png: bytes, threads: int, n: int) -> float:
+def bare(model_path: Path, schema: LabelSchema, rgb_png: bytes, threads: int, n: int) -> float:
     data = model_path.read_bytes()
-    card = OnnxClassifier(data, default_weld_schema(), threads).card
+    card = OnnxClassifier(data, schema, threads).card
     session = ort.InferenceSession(data, sess_options=session_options(threads), providers=["CPUExecutionProvider"])
     times = []
     for _ in range(n + 3):
@@ -74,8 +82,12 @@ def bare(model_path: Path, rgb_png: bytes, threads: int, n: int) -> float:
     return median_ms(times[3:])
 
 
-def end_to_end(root: Path, model_path: Path, files: dict, settings: dict, n: int) -> tuple[float, dict]:
-    agent = AgentProcess(root / "data", root / "models", config={"inspection": settings})
+def end_to_end(root: Path, model_path: Path, schema: LabelSchema, files: dict, settings: dict, n: int):
+    root.mkdir(parents=True)
+    labels = root / "labels.json"
+    labels.write_text(json.dumps(schema.to_dict()))
+    agent = AgentProcess(root / "data", root / "models", config={"inspection": settings},
+                         args=["--labels", str(labels)])
     (root / "models").mkdir(parents=True, exist_ok=True)
     (root / "models" / "model.onnx").write_bytes(model_path.read_bytes())
     agent.start()
@@ -103,6 +115,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         model = args.model or om.write_small_cnn(root / "cnn.onnx")
+        schema = schema_for(model)
         frame = SyntheticWeldGenerator(seed=1).generate("porosity")
         files = {"image": ("f.png", cv2.imencode(".png", frame.rgb)[1].tobytes()),
                  "depth": ("d.png", cv2.imencode(".png", frame.depth)[1].tobytes())}
@@ -114,16 +127,16 @@ def main() -> None:
         (root / "without").mkdir()
         for parallel in (True, False):
             settings = InspectionSettings(parallel_rules=parallel, **base)
-            onnx_path = in_process(root / "with", frame, settings, args.n)
-            rules_path = in_process(root / "without", frame, settings, args.n)
+            onnx_path = in_process(root / "with", schema, frame, settings, args.n)
+            rules_path = in_process(root / "without", schema, frame, settings, args.n)
             print(f"in-process, rules {'parallel to' if parallel else 'after'} ORT:")
             print(f"  onnx path  ({onnx_path['engine']}): {onnx_path['median_ms']}")
             print(f"  rules path ({rules_path['engine']}, {rules_path['reason']}): {rules_path['median_ms']}")
-        bare_ms = bare(model, files["image"][1], args.threads, args.n)
+        bare_ms = bare(model, schema, files["image"][1], args.threads, args.n)
         print(f"bare decode + preprocess + session.run: {bare_ms} ms")
         for parallel in (True, False):
-            e2e_ms, last = end_to_end(root / f"agent-{parallel}", model, files, {**base, "parallel_rules": parallel},
-                                      args.n)
+            agent_settings = {**base, "parallel_rules": parallel}
+            e2e_ms, last = end_to_end(root / f"agent-{parallel}", model, schema, files, agent_settings, args.n)
             print(f"agent POST /api/v1/inspect (rules {'parallel' if parallel else 'after'}): {e2e_ms} ms "
                   f"(engine {last['engine']}), ratio to bare {e2e_ms / bare_ms:.2f}; "
                   f"server-side stages {last['latency_ms']}")

@@ -61,6 +61,7 @@ def create_capture():
         frame = svc.camera.read()
         meta = {"camera": frame.meta, **meta} if frame.meta else meta
         rec = svc.store.add(frame.rgb, frame.depth, label, "camera", meta=meta, captured_at=frame.timestamp)
+    svc.telemetry.record_capture(rec.label)
     response = jsonify(_json(rec))
     response.status_code = 201
     response.headers["Location"] = url_for("captures.get_capture", sample_id=rec.id)

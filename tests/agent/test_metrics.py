@@ -240,6 +240,7 @@ def test_metrics_endpoint_counts_inspections_fallbacks_models_and_captures(agent
     assert value(families, "rdk_model_reloads_total") == 1
     assert value(families, "rdk_model_load_failures_total", code="not_onnx") == 1
     assert value(families, "rdk_model_active") == 1
+    assert value(families, "rdk_captures_total", label="good") == 1
     assert value(families, "rdk_dataset_samples", label="good") == 1
     assert value(families, "rdk_dataset_bytes") > 0
 
