@@ -58,6 +58,12 @@ def segment(gray: np.ndarray, rubric: Rubric) -> Bead:
     otsu, _ = cv2.threshold(scaled, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
     level = max(rubric.bead_contrast, otsu / 170 + 0.5)
     mask = (smooth > level).astype(np.uint8) * 255
+    return _from_mask(mask, norm, rubric)
+
+
+def _from_mask(mask: np.ndarray, norm: np.ndarray, rubric: Rubric) -> Bead:
+    """Clean a candidate mask, keep the largest piece and the pieces on its axis, and measure them."""
+    px = rubric.mm_per_px
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (odd(0.8 / px),) * 2)
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, k)
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, k)
@@ -88,8 +94,26 @@ def segment(gray: np.ndarray, rubric: Rubric) -> Bead:
         uniformity=float(area / hull_area) if hull_area > 0 else 0.0,
         angle_deg=math.degrees(math.atan2(vy, vx)) % 180, pieces=len(pieces), origin=(x0, y0), direction=(vx, vy),
     )
-    bead.gap_px = _longest_gap(bead, gray.shape)
+    bead.gap_px = _longest_gap(bead, mask.shape)
     return bead
+
+
+def refine_with_depth(bead: Bead, depth: np.ndarray, plate: np.ndarray, rubric: Rubric) -> Bead:
+    """Add to the bead what stands out of the plate near its axis: flanks in shadow are invisible in brightness.
+
+    A pixel joins when its (5x5 averaged) height above the plate plane exceeds ``bead_min_height_mm``.
+    """
+    h, w = depth.shape
+    xs, ys = np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)[:, None]
+    height = (xs * np.float32(plate[0]) + ys * np.float32(plate[1]) + np.float32(plate[2])) - depth
+    height[depth == 0] = 0
+    height = cv2.blur(height, (5, 5))
+    (x0, y0), (vx, vy) = bead.origin, bead.direction
+    across = np.abs((ys - np.float32(y0)) * np.float32(vx) - (xs - np.float32(x0)) * np.float32(vy))
+    reach = (rubric.target_width_mm + rubric.width_tolerance_mm) / rubric.mm_per_px / 2
+    raised = (height > rubric.bead_min_height_mm) & (across < reach)
+    refined = _from_mask(bead.mask | (raised.astype(np.uint8) * 255), bead.norm, rubric)
+    return refined if refined.found else bead
 
 
 def axis_coords(bead: Bead, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -115,7 +139,7 @@ def _longest_gap(bead: Bead, shape: tuple[int, int]) -> float:
     """Longest stretch (px) of the visible axis, away from the image border, that no bead pixel covers."""
     ys, xs = np.nonzero(bead.mask[::2, ::2])
     t, _ = axis_coords(bead, xs * 2.0, ys * 2.0)
-    lo, hi = _visible_span(bead, shape)
+    lo, hi = _visible_span(bead, shape[:2])
     margin = bead.width_px / 2 + 2
     lo, hi = lo + margin, hi - margin
     if hi - lo < 4:
@@ -188,7 +212,7 @@ def longest_groove_mm(bead: Bead, depth: np.ndarray | None, plate: np.ndarray | 
     are dark, or when the mean height of its pixels outside the bead is below ``-groove_depth_mm``.
     """
     px = rubric.mm_per_px
-    outer = cv2.dilate(bead.mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (odd(1.2 / px),) * 2))
+    outer = cv2.dilate(bead.mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (odd(2.5 / px),) * 2))
     inner = cv2.erode(bead.mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
     ys, xs = np.nonzero(outer & ~inner)
     if ys.size == 0:

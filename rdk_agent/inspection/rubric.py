@@ -37,11 +37,13 @@ class Rubric:
     max_undercut_mm: float = 6.0  # longest dark groove along a bead edge
     # detector limits
     bead_contrast: float = 1.06  # bead brightness over the local plate brightness, at least
+    bead_min_height_mm: float = 0.35  # with depth: what stands this far out of the plate near the axis is bead
     pore_area_mm2: tuple[float, float] = (0.08, 5.0)
     pore_min_circularity: float = 0.55
     pore_max_brightness: float = 0.62  # a pore is darker than this fraction of the bead around it
     spatter_area_mm2: tuple[float, float] = (0.04, 1.5)
     spatter_min_contrast: float = 22.0  # grey levels above the local mean
+    spatter_min_brightness: float = 1.15  # and this much brighter than the plate around it
     groove_max_brightness: float = 0.72  # an undercut groove is darker than this fraction of the plate
     groove_depth_mm: float = 0.4  # or at least this far below the plate in the depth map
 

@@ -20,7 +20,15 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from rdk_agent.inspection.bead import Bead, bead_height_mm, fit_plate, longest_groove_mm, odd, segment
+from rdk_agent.inspection.bead import (
+    Bead,
+    bead_height_mm,
+    fit_plate,
+    longest_groove_mm,
+    odd,
+    refine_with_depth,
+    segment,
+)
 from rdk_agent.inspection.rubric import Rubric
 from shared_schema import LabelSchema
 
@@ -119,14 +127,16 @@ class RuleEvaluator:
         px = r.mm_per_px
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         bead = segment(gray, r)
+        plate = height = None
+        if bead.found and depth is not None:
+            depth = depth.astype(np.uint16, copy=False)
+            plate = fit_plate(depth, bead, r)
+            if plate is not None:
+                bead = refine_with_depth(bead, depth, plate, r)
+                height = bead_height_mm(depth, bead, plate)
         measures: dict = {"bead_found": bead.found, "spatter": self._count_spatter(gray, bead)}
         if not bead.found:
             return measures
-        plate = height = None
-        if depth is not None:
-            depth = depth.astype(np.uint16, copy=False)
-            plate = fit_plate(depth, bead, r)
-            height = None if plate is None else bead_height_mm(depth, bead, plate)
         measures.update(
             width_mm=round(bead.width_px * px, 3),
             length_mm=round(bead.length_px * px, 3),
@@ -157,8 +167,9 @@ class RuleEvaluator:
         block = max(3, int(2.0 / r.mm_per_px) // 2 * 2 + 1)
         bright = cv2.adaptiveThreshold(cv2.GaussianBlur(gray, (3, 3), 0), 255, cv2.ADAPTIVE_THRESH_MEAN_C,
                                        cv2.THRESH_BINARY, block, -r.spatter_min_contrast)
+        bright[bead.norm < r.spatter_min_brightness] = 0  # brighter than the plate itself, not just than a shadow
         if bead.found:
-            grow = max(3, int(0.6 / r.mm_per_px) // 2 * 2 + 1)
+            grow = odd(1.5 / r.mm_per_px)
             bright[cv2.dilate(bead.mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow, grow))) > 0] = 0
         n, _, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=8)
         lo, hi = (a / px2 for a in r.spatter_area_mm2)
