@@ -1,0 +1,254 @@
+"""The whole loop on one machine: collect on a "board" agent, train on the "desktop", deploy, inspect.
+
+``make demo`` runs this. It starts a real agent (synthetic camera) under ``var/demo/board``, collects
+a labelled dataset through its HTTP API, shows a rules-only inspection, trains with
+``python -m desktop_trainer`` pulling the dataset over HTTP, deploys ``model.onnx`` with the same
+rsync path as ``make deploy-model`` (to the local agent), and compares ML and rules on fresh frames.
+The agent keeps running at the end so you can open its page; ``make demo-stop`` stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+LABELS = ("good", "porosity", "spatter", "gap", "undercut")
+
+
+def step(number: int, text: str) -> None:
+    """Print a step heading."""
+    print(f"\n\033[1m[{number}/6] {text}\033[0m", flush=True)
+
+
+def progress(done: int, total: int, what: str) -> None:
+    """A one-line progress bar."""
+    width = 30
+    filled = int(width * done / max(total, 1))
+    end = "\n" if done >= total else ""
+    print(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} {what}", end=end, flush=True)
+
+
+class Agent:
+    """The demo's board: a real ``python -m rdk_agent`` process in the background."""
+
+    def __init__(self, board: Path, port: int, token: str) -> None:
+        self.board, self.port, self.token = board, port, token
+        self.url = f"http://127.0.0.1:{port}"
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {token}"
+        self.pid_file = board / "agent.pid"
+
+    def start(self) -> None:
+        """Start the agent detached (it outlives this script) and wait for /healthz."""
+        stop_previous(self.pid_file)
+        for sub in ("data", "models", "etc"):
+            (self.board / sub).mkdir(parents=True, exist_ok=True)
+        # The same settings file deploy-rdk writes on a board; deploy-model reads the port and token from it.
+        (self.board / "etc" / "agent.env").write_text(
+            f'RDK_AGENT_HOST="127.0.0.1"\nRDK_AGENT_PORT="{self.port}"\nRDK_AGENT_TOKEN="{self.token}"\n'
+        )
+        log = open(self.board / "agent.log", "ab")  # noqa: SIM115 - handed to the child process
+        cmd = [
+            sys.executable,
+            "-m",
+            "rdk_agent",
+            "--data-dir",
+            str(self.board / "data"),
+            "--models-dir",
+            str(self.board / "models"),
+            "--camera",
+            "synthetic",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
+        env = {**os.environ, "RDK_AGENT_TOKEN": self.token, "PYTHONPATH": str(REPO)}
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True)
+        self.pid_file.write_text(str(proc.pid))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                sys.exit(f"the agent exited with status {proc.returncode}; see {self.board / 'agent.log'}")
+            try:
+                if requests.get(f"{self.url}/api/v1/healthz", timeout=1).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.2)
+        sys.exit(f"the agent did not answer /healthz within 60 s; see {self.board / 'agent.log'}")
+
+    def call(self, method: str, path: str, **kwargs) -> dict:
+        """One API call; exits with the agent's error message on failure."""
+        reply = self.http.request(method, f"{self.url}/api/v1/{path}", timeout=60, **kwargs)
+        if not reply.ok:
+            sys.exit(f"{method} {path} failed: HTTP {reply.status_code} {reply.text[:300]}")
+        return reply.json()
+
+    def show(self, label: str) -> None:
+        """Put a part with this defect in front of the synthetic camera."""
+        self.call("POST", "camera/scene", json={"label": label})
+
+
+def stop_previous(pid_file: Path) -> None:
+    """Stop an agent left running by an earlier demo."""
+    try:
+        pid = int(pid_file.read_text())
+        os.killpg(pid, signal.SIGTERM)
+        print(f"  stopped the previous demo agent (pid {pid})")
+        time.sleep(1.0)
+    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        pass
+
+
+def collect(agent: Agent, per_label: int) -> None:
+    """Capture ``per_label`` frames of every label through the HTTP API, as an operator would."""
+    total = per_label * len(LABELS)
+    done = 0
+    for label in LABELS:
+        for _ in range(per_label):
+            agent.show(label)
+            agent.call("POST", "captures", json={"label": label})
+            done += 1
+            progress(done, total, f"captures ({label})")
+    stats = agent.call("GET", "dataset/stats")
+    print(f"  dataset on the board: {json.dumps(stats.get('counts', stats))}")
+
+
+def describe(result: dict) -> str:
+    """One line for an inspection result."""
+    reason = f", reason={result['fallback_reason']}" if result.get("fallback_reason") else ""
+    conf = result.get("confidence")
+    conf_text = f", confidence={conf:.2f}" if isinstance(conf, (int, float)) else ""
+    total = result.get("latency_ms", {}).get("total")
+    return f"label={result['label']}{conf_text}, engine={result['engine']}{reason}, {total} ms"
+
+
+def train(agent: Agent, run_dir: Path, experiment: str, overrides: list[str]) -> Path:
+    """Run the desktop trainer against the agent over HTTP; returns the exported model path."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "desktop_trainer",
+        f"+experiment={experiment}",
+        f"data.source={agent.url}",
+        f"hydra.run.dir={run_dir}",
+        *overrides,
+    ]
+    print("  $ RDK_AGENT_TOKEN=… " + " ".join(cmd[1:]), flush=True)
+    env = {**os.environ, "RDK_AGENT_TOKEN": agent.token, "PYTHONPATH": str(REPO)}
+    started = time.monotonic()
+    code = subprocess.call(cmd, cwd=REPO, env=env)
+    if code != 0:
+        sys.exit(f"training failed with status {code}")
+    model = run_dir / "model.onnx"
+    if not model.exists():
+        sys.exit(f"training finished but {model} is missing")
+    print(f"  trained in {time.monotonic() - started:.0f} s -> {model}")
+    return model
+
+
+def deploy(agent: Agent, model: Path) -> None:
+    """Ship the model with deploy-model's rsync path, to the local board dir."""
+    env = {
+        **os.environ,
+        "RDK_HOST": "local",
+        "RDK_DIR": str(agent.board),
+        "MODEL": str(model),
+        "RDK_AGENT_TOKEN": agent.token,
+    }
+    code = subprocess.call(["bash", str(REPO / "deploy" / "deploy_model.sh")], cwd=REPO, env=env)
+    if code != 0:
+        sys.exit(f"deploy-model failed with status {code}")
+
+
+def compare(agent: Agent, per_label: int) -> dict:
+    """Inspect fresh frames of every label; accuracy of the model and of the rules on the same frames."""
+    hits: Counter = Counter()
+    engines: Counter = Counter()
+    total = per_label * len(LABELS)
+    done = 0
+    for label in LABELS:
+        for _ in range(per_label):
+            agent.show(label)
+            result = agent.call("POST", "inspect", json={})
+            engines[result["engine"]] += 1
+            hits["onnx"] += int((result.get("onnx") or {}).get("label") == label)
+            hits["rules"] += int((result.get("rules") or {}).get("label") == label)
+            hits["served"] += int(result["label"] == label)
+            done += 1
+            progress(done, total, "fresh frames inspected")
+    return {
+        "frames": total,
+        "onnx_accuracy": hits["onnx"] / total,
+        "rules_accuracy": hits["rules"] / total,
+        "served_accuracy": hits["served"] / total,
+        "engines": dict(engines),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--workdir", type=Path, default=REPO / "var" / "demo")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "8765")))
+    parser.add_argument("--per-label", type=int, default=60, help="captures per label")
+    parser.add_argument("--eval-per-label", type=int, default=20, help="fresh frames per label for the comparison")
+    parser.add_argument("--experiment", default="demo")
+    parser.add_argument("--stop", action="store_true", help="stop the agent at the end instead of leaving it up")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for the trainer")
+    args = parser.parse_args(argv)
+
+    workdir = args.workdir.resolve()
+    agent = Agent(workdir / "board", args.port, secrets.token_urlsafe(24))
+    started = time.monotonic()
+
+    step(1, f"Starting the board agent (synthetic camera) at {agent.url}")
+    agent.start()
+    print(f"  data: {agent.board / 'data'}   models: {agent.board / 'models'}   log: {agent.board / 'agent.log'}")
+
+    step(2, f"Collecting {args.per_label} labelled frames per label through the HTTP API")
+    collect(agent, args.per_label)
+
+    step(3, "Inspecting before any model is deployed")
+    agent.show("porosity")
+    print("  " + describe(agent.call("POST", "inspect", json={})))
+
+    step(4, "Training on the desktop from the agent's dataset (HTTP download, verified by sha256)")
+    model = train(agent, workdir / "train", args.experiment, args.overrides)
+
+    step(5, "Deploying model.onnx to the board with deploy-model's rsync path")
+    deploy(agent, model)
+
+    step(6, f"Inspecting {args.eval_per_label} fresh frames per label: model vs rules on the same frames")
+    agent.show("spatter")
+    print("  " + describe(agent.call("POST", "inspect", json={})))
+    summary = compare(agent, args.eval_per_label)
+    summary["wall_s"] = round(time.monotonic() - started, 1)
+    (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(f"\n  ML (onnx) accuracy on fresh frames: {summary['onnx_accuracy']:.1%}")
+    print(f"  Rule-based accuracy on the same:    {summary['rules_accuracy']:.1%}")
+    print(f"  Served by: {summary['engines']}   (whole demo {summary['wall_s']:.0f} s)")
+    print(f"\n  Report:        {workdir / 'train' / 'report'}")
+    print(f"  Summary:       {workdir / 'summary.json'}")
+    if args.stop:
+        stop_previous(agent.pid_file)
+    else:
+        print(f"  Operator page: {agent.url}/?token={agent.token}")
+        print("  The agent keeps running; stop it with: make demo-stop")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
