@@ -25,15 +25,12 @@ import cv2
 import numpy as np
 
 from rdk_agent.camera.base import CameraError, CameraSource, Frame
+from rdk_agent.camera.synthetic_marks import draw_defects, draw_gap, draw_nuisances, rounded
 
 LABELS: tuple[str, ...] = ("good", "porosity", "spatter", "gap", "undercut")
 MM_PER_PX = 0.125  # nominal scale at the nominal 640 px width (an 80 mm field of view)
 CAMERA_MM = 300.0  # camera to plate distance
 _PAD = 64  # margin of the precomputed texture and noise banks, cropped at a random offset per frame
-
-
-def _f(value: float) -> float:
-    return round(float(value), 3)
 
 
 class SyntheticWeldGenerator:
@@ -65,7 +62,7 @@ class SyntheticWeldGenerator:
             self._count += 1
             rng = np.random.default_rng([self.seed, index, LABELS.index(label)])
             rgb, depth, meta = _Scene(self, rng, label).render()
-        meta.update(label=label, seed=self.seed, index=index, mm_per_px=_f(self.mm_per_px))
+        meta.update(label=label, seed=self.seed, index=index, mm_per_px=rounded(self.mm_per_px))
         return Frame(rgb=rgb, depth=depth, timestamp=time.time(), meta=meta)
 
     def scratch(self, name: str, channels: int = 1) -> np.ndarray:
@@ -172,7 +169,7 @@ class _Scene:
         mask *= f32(1 / 1.5)  # about 1.5 px of soft edge
         np.clip(mask, 0, 1, out=mask)
         if self.label == "gap":
-            gate = self._gap(t)
+            gate = draw_gap(self, t)
             profile *= gate
             mask *= gate
         # bead: brighter than the plate, rippled (chevrons), lit from one side, specular along the crown
@@ -212,8 +209,8 @@ class _Scene:
         grad += np.multiply(yy, f32(math.sin(ga) * norm), out=tmp)
         grad += f32(1 - amp / 2)
         gray *= grad
-        self._defects()
-        self._nuisances()
+        draw_defects(self)
+        draw_nuisances(self)
         gray *= self.dark
         self.bright *= f32(gain)
         gray += self.bright
@@ -227,103 +224,18 @@ class _Scene:
         depth = self._depth(profile, rng)
         self.meta.update(
             bead={
-                "angle_deg": _f(math.degrees(self.theta)),
-                "center_px": [_f(self.cx), _f(self.cy)],
-                "width_px": _f(2 * self.hw),
-                "width_mm": _f(2 * self.hw * gen.mm_per_px),
-                "height_mm": _f(self.bead_h),
-                "visible_t_px": [_f(self.t_lo), _f(self.t_hi)],
+                "angle_deg": rounded(math.degrees(self.theta)),
+                "center_px": [rounded(self.cx), rounded(self.cy)],
+                "width_px": rounded(2 * self.hw),
+                "width_mm": rounded(2 * self.hw * gen.mm_per_px),
+                "height_mm": rounded(self.bead_h),
+                "visible_t_px": [rounded(self.t_lo), rounded(self.t_hi)],
             },
-            lighting={"gain": _f(gain), "gradient_angle_deg": _f(math.degrees(ga))},
-            blur_sigma=_f(sigma),
-            noise_sd=_f(noise_sd),
+            lighting={"gain": rounded(gain), "gradient_angle_deg": rounded(math.degrees(ga))},
+            blur_sigma=rounded(sigma),
+            noise_sd=rounded(noise_sd),
         )
         return rgb, depth, self.meta
-
-    def _gap(self, t: np.ndarray) -> np.ndarray:
-        """Gate (0 inside the gap, 1 elsewhere, tapered ends) for a break in the bead; draws the seam."""
-        rng = self.rng
-        span = self.t_hi - self.t_lo
-        length = float(rng.uniform(0.15, 0.35)) * span
-        centre = float(rng.uniform(self.t_lo + 0.2 * span + length / 2, self.t_hi - 0.2 * span - length / 2))
-        taper = float(rng.uniform(4, 12)) * self.scale
-        gate = np.subtract(t, np.float32(centre), out=self.gen.scratch("gate"))
-        np.abs(gate, out=gate)
-        gate -= np.float32(length / 2)
-        gate *= np.float32(1 / taper)
-        np.clip(gate, 0, 1, out=gate)
-        # the unwelded joint seam shows through the gap
-        a, b = self.at(centre - length / 2, 0), self.at(centre + length / 2, 0)
-        cv2.line(self.dark, a, b, float(rng.uniform(0.45, 0.75)), max(1, round(rng.uniform(1, 3) * self.scale)))
-        self.meta["defects"].append(
-            {"type": "gap", "start_px": list(a), "end_px": list(b), "length_px": _f(length)}
-        )
-        return gate
-
-    def _defects(self) -> None:
-        rng, meta = self.rng, self.meta
-        span = self.t_hi - self.t_lo
-        if self.label == "porosity":
-            for _ in range(int(rng.integers(2, 8))):
-                r = float(rng.uniform(2.5, 6.5)) * self.scale
-                x, y = self.inside(lambda: (rng.uniform(self.t_lo, self.t_hi), rng.uniform(-0.55, 0.55) * self.hw))
-                depth_mm = float(rng.uniform(0.5, 1.5))
-                cv2.circle(self.dark, (x, y), round(r), float(rng.uniform(0.15, 0.4)), -1)
-                cv2.circle(self.dh, (x, y), round(r), -depth_mm, -1)
-                meta["defects"].append({"type": "pore", "x": x, "y": y, "r_px": _f(r), "depth_mm": _f(depth_mm)})
-        elif self.label == "spatter":
-            for _ in range(int(rng.integers(4, 20))):
-                r = float(rng.uniform(2.0, 4.5)) * self.scale
-                x, y = self.inside(lambda: (
-                    rng.uniform(self.t_lo, self.t_hi),
-                    (self.hw * 1.15 + float(rng.exponential(35)) * self.scale) * float(rng.choice([-1.0, 1.0])),
-                ))
-                cv2.circle(self.bright, (x, y), round(r), float(rng.uniform(60, 120)), -1)
-                cv2.circle(self.dark, (x + 1, y + 1), round(r) + 1, float(rng.uniform(0.6, 0.85)), -1)
-                cv2.circle(self.dh, (x, y), round(r), float(rng.uniform(0.3, 1.0)), -1)
-                meta["defects"].append({"type": "droplet", "x": x, "y": y, "r_px": _f(r)})
-        elif self.label == "undercut":
-            side = float(rng.choice([-1.0, 1.0]))
-            length = float(rng.uniform(0.4, 1.0)) * span
-            start = float(rng.uniform(self.t_lo, self.t_hi - length))
-            width = max(2, round(rng.uniform(2, 5) * self.scale))
-            depth_mm = float(rng.uniform(0.3, 1.0))
-            pts = [self.at(tt, side * (self.half_width(tt) + width / 2 + rng.normal(0, 0.7)))
-                   for tt in np.linspace(start, start + length, 24)]
-            pts = np.array([p for p in pts if self.is_inside(*p, margin=0)] or pts[:1], np.int32)
-            cv2.polylines(self.dark, [pts], False, float(rng.uniform(0.3, 0.55)), width)
-            cv2.polylines(self.dh, [pts], False, -depth_mm - self.bead_h * 0.05, width)
-            meta["defects"].append(
-                {"type": "undercut", "side": int(side), "start_px": pts[0].tolist(), "end_px": pts[-1].tolist(),
-                 "width_px": width, "depth_mm": _f(depth_mm)}
-            )
-
-    def _nuisances(self) -> None:
-        """Distractors drawn on every label: scale spots, scratches, glare, dust."""
-        rng, h, w = self.rng, self.gen.height, self.gen.width
-        for _ in range(int(rng.integers(0, 5))):  # irregular dark scale / oxide spots, larger and fainter than pores
-            x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
-            axes = (round(rng.uniform(6, 22) * self.scale), round(rng.uniform(3, 10) * self.scale))
-            cv2.ellipse(self.dark, (x, y), axes, float(rng.uniform(0, 180)), 0, 360, float(rng.uniform(0.7, 0.88)), -1)
-            self.meta["nuisances"].append({"type": "scale", "x": x, "y": y})
-        for _ in range(int(rng.integers(0, 3))):  # scratches on the plate
-            a = (int(rng.integers(0, w)), int(rng.integers(0, h)))
-            ang, ln = rng.uniform(0, math.pi), rng.uniform(40, 200) * self.scale
-            b = (round(a[0] + ln * math.cos(ang)), round(a[1] + ln * math.sin(ang)))
-            cv2.line(self.bright, a, b, float(rng.uniform(-35, 35)), 1)
-            self.meta["nuisances"].append({"type": "scratch", "from": list(a), "to": list(b)})
-        if rng.random() < 0.35:  # a broad glare patch from a lamp
-            x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
-            r = float(rng.uniform(40, 120)) * self.scale
-            y0, y1, x0, x1 = max(0, y - round(3 * r)), y + round(3 * r), max(0, x - round(3 * r)), x + round(3 * r)
-            yy, xx = np.ogrid[y0 : min(y1, h), x0 : min(x1, w)]
-            glare = np.exp(((xx - x) ** 2 + (yy - y) ** 2) * (-1 / (2 * r * r))).astype(np.float32)
-            self.bright[y0:y1, x0:x1] += glare * np.float32(rng.uniform(20, 60))
-            self.meta["nuisances"].append({"type": "glare", "x": x, "y": y, "r_px": _f(r)})
-        for _ in range(int(rng.integers(0, 3))):  # a dust speck or two
-            x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
-            cv2.circle(self.bright, (x, y), 1, float(rng.uniform(30, 70)), -1)
-            self.meta["nuisances"].append({"type": "dust", "x": x, "y": y})
 
     def _colourise(self, gray: np.ndarray, mask: np.ndarray, d: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Float BGR from grey: plate tint, bead tint, straw/blue heat tint beside the bead (overwrites ``d``)."""

@@ -191,18 +191,29 @@ def heights_mm(depth: np.ndarray, plate: np.ndarray, xs: np.ndarray, ys: np.ndar
     return out
 
 
-def bead_height_mm(depth: np.ndarray, bead: Bead, plate: np.ndarray) -> float | None:
-    """Bead crown above the plate: the trimmed mean height of the central third of the bead (mm)."""
+def crown_mm(depth: np.ndarray, bead: Bead, plate: np.ndarray, rubric: Rubric) -> tuple[float | None, float]:
+    """Bead crown height above the plate (mm) and the longest stretch (mm) where the crown sags below half of it.
+
+    The crown is the central third of the bead; its height is a trimmed mean (depth is quantised to 1 mm, the
+    mean over many pixels resolves less). A sagging stretch is a bead too thin to count: a gap with a bridge.
+    """
     ys, xs = np.nonzero(bead.mask[::2, ::2])
     xs, ys = xs * 2, ys * 2
-    _, d = axis_coords(bead, xs.astype(np.float32), ys.astype(np.float32))
+    t, d = axis_coords(bead, xs.astype(np.float32), ys.astype(np.float32))
     central = np.abs(d) < bead.width_px / 6
     crown = heights_mm(depth, plate, xs[central], ys[central])
-    crown = crown[np.isfinite(crown)]
+    valid = np.isfinite(crown)
+    crown, t = crown[valid], t[central][valid]
     if crown.size < 10:
-        return None
+        return None, 0.0
     lo, hi = np.percentile(crown, [10, 90])
-    return float(crown[(crown >= lo) & (crown <= hi)].mean())
+    height = float(crown[(crown >= lo) & (crown <= hi)].mean())
+    bin_px = max(1.0, 1.0 / rubric.mm_per_px)
+    tb = np.floor((t - t.min()) / bin_px).astype(np.int64)
+    n = np.bincount(tb)
+    mean = np.bincount(tb, weights=crown) / np.maximum(n, 1)
+    sag = (n >= 3) & (mean < 0.5 * height)
+    return height, _longest_run(sag) * bin_px * rubric.mm_per_px
 
 
 def longest_groove_mm(bead: Bead, depth: np.ndarray | None, plate: np.ndarray | None, rubric: Rubric) -> float:

@@ -20,15 +20,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from rdk_agent.inspection.bead import (
-    Bead,
-    bead_height_mm,
-    fit_plate,
-    longest_groove_mm,
-    odd,
-    refine_with_depth,
-    segment,
-)
+from rdk_agent.inspection.bead import Bead, crown_mm, fit_plate, longest_groove_mm, odd, refine_with_depth, segment
 from rdk_agent.inspection.rubric import Rubric
 from shared_schema import LabelSchema
 
@@ -128,12 +120,13 @@ class RuleEvaluator:
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         bead = segment(gray, r)
         plate = height = None
+        sag_mm = 0.0
         if bead.found and depth is not None:
             depth = depth.astype(np.uint16, copy=False)
             plate = fit_plate(depth, bead, r)
             if plate is not None:
                 bead = refine_with_depth(bead, depth, plate, r)
-                height = bead_height_mm(depth, bead, plate)
+                height, sag_mm = crown_mm(depth, bead, plate, r)
         measures: dict = {"bead_found": bead.found, "spatter": self._count_spatter(gray, bead)}
         if not bead.found:
             return measures
@@ -143,7 +136,7 @@ class RuleEvaluator:
             uniformity=round(bead.uniformity, 4),
             angle_deg=round(bead.angle_deg, 2),
             pieces=bead.pieces,
-            gap_mm=round(bead.gap_px * px, 3),
+            gap_mm=round(max(bead.gap_px * px, sag_mm), 3),
             pores=self._count_pores(bead),
             undercut_mm=round(longest_groove_mm(bead, depth, plate, r), 3),
             height_mm=None if height is None else round(height, 3),
