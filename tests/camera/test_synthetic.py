@@ -140,7 +140,8 @@ def _global_stats(frame) -> list[float]:
 
 def test_classes_are_not_separable_by_global_brightness_statistics():
     """A nearest-class-mean classifier on (mean, std) of the grey image, fit on one seed, scored on another."""
-    train, test = SyntheticWeldGenerator(seed=100), SyntheticWeldGenerator(seed=200)
+    train = SyntheticWeldGenerator(seed=100, width=320, height=240)
+    test = SyntheticWeldGenerator(seed=200, width=320, height=240)
     n = 30
     xs_train = np.array([[_global_stats(train.generate(lab)) for _ in range(n)] for lab in LABELS])  # (5, n, 2)
     xs_test = np.array([[_global_stats(test.generate(lab)) for _ in range(n)] for lab in LABELS])
