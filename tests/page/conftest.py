@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, expect, sync_playwright
 
 from tests.helpers.agent_process import AgentProcess
 
@@ -21,6 +21,9 @@ CHROMIUM_ARGS = [
 ]
 TABLET_LANDSCAPE = {"width": 1024, "height": 768}
 TABLET_PORTRAIT = {"width": 768, "height": 1024}
+WAIT_MS = 15_000  # captures write and fsync ~1 MB each; the suite shares 2 cores with other tests
+
+expect.set_options(timeout=WAIT_MS)
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +65,7 @@ class PageLog:
 def context(browser: Browser) -> Iterator[BrowserContext]:
     """A fresh browser profile (no cookies) at tablet landscape size."""
     ctx = browser.new_context(viewport=TABLET_LANDSCAPE)
-    ctx.set_default_timeout(10_000)
+    ctx.set_default_timeout(WAIT_MS)
     yield ctx
     ctx.close()
 

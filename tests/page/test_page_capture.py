@@ -83,7 +83,8 @@ def test_relabel_and_delete_in_the_gallery_reach_the_api(agent, page):
 def test_review_queue_filter_lets_the_operator_label_unlabelled_captures(agent, page):
     # An unlabelled capture, as active learning leaves it: captured, then returned to the queue.
     created = requests.post(agent.api("captures"), json={"label": "good"}, headers=agent.auth, timeout=10).json()
-    returned = requests.patch(agent.api(f"captures/{created['id']}"), json={"label": None}, headers=agent.auth, timeout=5)
+    url = agent.api(f"captures/{created['id']}")
+    returned = requests.patch(url, json={"label": None}, headers=agent.auth, timeout=5)
     assert returned.status_code == 200 and returned.json()["label"] is None
 
     open_logged_in(page, agent)
