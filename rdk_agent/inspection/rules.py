@@ -22,7 +22,7 @@ import numpy as np
 
 from rdk_agent.inspection.bead import Bead, crown_mm, fit_plate, longest_groove_mm, odd, refine_with_depth, segment
 from rdk_agent.inspection.rubric import Rubric
-from shared_schema import LabelSchema
+from shared_schema import LabelSchema, default_weld_schema
 
 DEFECT_LABELS = ("gap", "undercut", "porosity", "spatter")  # mapping priority
 _MIN_SIDE = 16  # smaller images cannot show a bead
@@ -79,8 +79,6 @@ class RuleEvaluator:
     """Measures a weld frame with OpenCV and grades it with a :class:`Rubric`; never raises on odd images."""
 
     def __init__(self, rubric: Rubric | None = None, schema: LabelSchema | None = None) -> None:
-        from shared_schema import default_weld_schema
-
         self.rubric = rubric or Rubric()
         self.schema = schema or default_weld_schema()
         self._ok_label = next((lab.name for lab in self.schema.labels if not lab.is_defect), None)
@@ -97,7 +95,7 @@ class RuleEvaluator:
         params.filterByInertia, params.minInertiaRatio = True, 0.3
         params.filterByConvexity, params.minConvexity = True, 0.7
         params.minDistBetweenBlobs = 2
-        self._pores = cv2.SimpleBlobDetector_create(params)
+        self._pore_params = params  # a detector per call: evaluate() runs on several threads at once
 
     def evaluate(self, rgb_bgr: np.ndarray, depth: np.ndarray | None = None) -> RuleResult:
         """Grade one frame: 8-bit BGR (grey and BGRA accepted) and optional uint16 depth in mm (0 = none)."""
@@ -151,7 +149,7 @@ class RuleEvaluator:
         local = cv2.blur(bead.norm * inside, box) / np.maximum(cv2.blur(inside, box), 1e-3)
         rel = np.where(inside > 0, bead.norm / np.maximum(local, 1e-3), 1.0)
         view = np.clip(rel * 128, 0, 255).astype(np.uint8)
-        return len(self._pores.detect(view))
+        return len(cv2.SimpleBlobDetector_create(self._pore_params).detect(view))
 
     def _count_spatter(self, gray: np.ndarray, bead: Bead) -> int:
         """Small, compact bright blobs on the base metal outside the (dilated) bead."""

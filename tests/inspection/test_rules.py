@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -193,3 +194,16 @@ def test_rubric_file_errors(tmp_path):
     bad.write_text("[1, 2]")
     with pytest.raises(RubricError, match="expected a JSON object"):
         Rubric.from_json(bad)
+
+
+def test_one_evaluator_serves_threads_in_parallel():
+    gen, rules = SyntheticWeldGenerator(seed=71, width=320, height=240), RuleEvaluator(Rubric(mm_per_px=0.25))
+    frames = [gen.generate(label) for label in LABELS]
+    expected = [rules.evaluate(f.rgb, f.depth).to_dict() for f in frames]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda f: rules.evaluate(f.rgb, f.depth).to_dict(), frames * 3))
+    for i, result in enumerate(got):
+        result.pop("latency_ms")
+        want = dict(expected[i % len(frames)])
+        want.pop("latency_ms")
+        assert result == want
