@@ -84,6 +84,8 @@ def build_module(cfg: DictConfig, dm: WeldDataModule) -> Classifier:
         image_size=dm.contract.height,
         dropout=m.dropout,
     )
+    frozen = freeze(net, list(m.freeze or []))
+    log.info("backbone %s: %d parameter tensors frozen (%s)", m.backbone, frozen, ", ".join(m.freeze or []) or "none")
     return Classifier(
         net,
         num_classes=len(dm.labels),
@@ -92,6 +94,16 @@ def build_module(cfg: DictConfig, dm: WeldDataModule) -> Classifier:
         class_weights=dm.loss_weights(),
         label_smoothing=m.label_smoothing,
     )
+
+
+def freeze(net: torch.nn.Module, prefixes: list[str]) -> int:
+    """Stop training parameters whose name starts with a prefix; no backward pass runs through them."""
+    count = 0
+    for name, param in net.named_parameters():
+        if prefixes and name.startswith(tuple(prefixes)):
+            param.requires_grad_(False)
+            count += 1
+    return count
 
 
 def run(cfg: DictConfig) -> dict | None:

@@ -81,6 +81,6 @@ def split_samples(
             if wanted > 0 and not present and len(train_groups) > 1:
                 assigned[train_groups[0]] = target
     parts: dict[str, list[Sample]] = {name: [] for name in SPLITS}
-    for sample in samples:
+    for sample in sorted(samples, key=lambda s: (labels.index(s.label), s.id)):
         parts[assigned[sample.group]].append(sample)
     return Split(train=tuple(parts["train"]), val=tuple(parts["val"]), test=tuple(parts["test"]))

@@ -51,7 +51,7 @@ class Classifier(L.LightningModule):
         self.log("val/f1", self.val_f1, on_epoch=True, prog_bar=True, batch_size=len(y))
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=self.parameters())
+        optimizer = self.optimizer_factory(params=[p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return optimizer
         total = int(self.trainer.estimated_stepping_batches)

@@ -1,0 +1,52 @@
+"""Every experiment and model config composes, and the values that matter are what they claim."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.utils import instantiate
+
+from desktop_trainer.data.dataset import build_augment
+from desktop_trainer.models.backbones import BACKBONES
+from tests.trainer.trainer_support import CONFIG_DIR, make_cfg
+
+CONFIGS = CONFIG_DIR
+EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
+MODELS = sorted(p.stem for p in (CONFIGS / "model").glob("*.yaml"))
+
+
+def test_expected_experiments_exist():
+    assert {"baseline", "smoke", "demo"} <= set(EXPERIMENTS)
+    assert set(MODELS) == set(BACKBONES)
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_composes(name, tmp_path):
+    cfg = make_cfg([f"+experiment={name}", f"paths.output_dir={tmp_path}", "data.source=/nowhere"])
+    assert cfg.task_name == name
+    assert cfg.model.backbone in BACKBONES
+    assert cfg.callbacks.model_checkpoint.monitor == "val/f1"
+    assert cfg.callbacks.model_checkpoint.dirpath == f"{tmp_path}/checkpoints"
+    assert build_augment(cfg.data.augment) is not None
+    optimizer = instantiate(cfg.model.optimizer)
+    assert optimizer.func.__name__ == "AdamW"
+    for callback in cfg.callbacks.values():
+        instantiate(callback)
+
+
+def test_baseline_is_the_pretrained_lite0_recipe(tmp_path):
+    cfg = make_cfg(["+experiment=baseline", f"paths.output_dir={tmp_path}"])
+    assert (cfg.model.backbone, cfg.model.pretrained, cfg.data.image_size) == ("efficientnet_lite0", True, 192)
+    assert cfg.trainer.accelerator == "auto" and cfg.trainer.precision == "auto"
+    assert cfg.export.int8 is True
+
+
+def test_smoke_is_small_and_cpu(tmp_path):
+    cfg = make_cfg(["+experiment=smoke", f"paths.output_dir={tmp_path}"])
+    assert cfg.data.image_size <= 64 and cfg.trainer.max_epochs <= 3
+    assert cfg.trainer.accelerator == "cpu" and cfg.model.pretrained is False
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_model_group_override(model, tmp_path):
+    cfg = make_cfg([f"model={model}", f"paths.output_dir={tmp_path}"])
+    assert cfg.model.backbone == model
