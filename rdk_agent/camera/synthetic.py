@@ -8,8 +8,10 @@ random angle, offset and width). Each label adds its defect:
 * ``gap``:      the bead is missing for a stretch (depth back to the plate, the joint seam visible);
 * ``undercut``: a dark groove along a bead edge (depth below the plate).
 
-Every label, ``good`` included, gets nuisances (dark scale spots, scratches, glare, dust, lighting and
-focus changes), so that no single global pixel statistic separates the classes. Frames are deterministic
+Defect severities run from blatant to subtle (a single faint pore, a short bridged gap, a faint groove), and
+every label, ``good`` included, gets nuisances (scale and oxide spots, scratches, glare, dust, toe shadows,
+lighting and focus changes), so that no single global pixel statistic separates the classes. Drawing of
+defects and nuisances lives in ``synthetic_marks.py``. Frames are deterministic
 under ``seed``: frame *i* of a generator depends only on ``(seed, i, label)``. An unknown label raises
 ``ValueError`` (no silent substitution). Geometry is in pixels; ``meta["mm_per_px"]`` gives the scale.
 """
