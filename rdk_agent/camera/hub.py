@@ -78,8 +78,10 @@ class SharedCamera(CameraSource):
             self._frame = None
 
     def status(self) -> dict:
-        """The source's status plus the age of the last frame."""
+        """The source's status (always with ``connected`` and ``last_error``) plus the age of the last frame."""
         out = dict(self.source.status())
+        out.setdefault("connected", True)
+        out.setdefault("last_error", None)
         frame = self._frame
         out["last_frame_age_s"] = round(time.time() - frame.timestamp, 3) if frame is not None else None
         out["read_errors"] = self._errors

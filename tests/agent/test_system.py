@@ -61,7 +61,8 @@ def test_generated_token_file_is_private_and_stable(agent_process):
     token = token_file.read_text().strip()
     assert f"/?token={token}" in agent.log() and "Generated a new API token" in agent.log()
     assert requests.get(agent.api("status"), headers={"Authorization": f"Bearer {token}"}, timeout=5).ok
-    agent.restart()
+    assert agent.stop() == 0  # SIGTERM is a clean shutdown
+    agent.start()
     assert token_file.read_text().strip() == token
     assert "Generated a new API token" not in agent.log()
 
