@@ -37,9 +37,9 @@ preflight installed
 changes=$(rsync --checksum --chmod=F644 --itemize-changes -e "$rsync_rsh" \
     "$MODEL" "$RDK_HOST:$RDK_DIR/models/model.onnx") || die "rsync of $MODEL to $RDK_HOST failed"
 if [ -n "$changes" ]; then
-    echo "  model:   uploaded ($changes)"
+    echo "  model:    uploaded ($changes)"
 else
-    echo "  model:   the board already has these bytes (nothing transferred)"
+    echo "  model:    the board already has these bytes (nothing transferred)"
 fi
 
 rc=0

@@ -40,15 +40,15 @@ changes=$(
         ./ "$RDK_HOST:$RDK_DIR/app/"
 ) || die "rsync to $RDK_HOST:$RDK_DIR/app failed"
 if [ -n "$changes" ]; then
-    echo "  code:    $(grep -c . <<<"$changes") change(s) in $RDK_DIR/app:"
+    echo "  code:     $(grep -c . <<<"$changes") change(s) in $RDK_DIR/app:"
     sed 's/^/    /' <<<"$changes"
 else
-    echo "  code:    unchanged (nothing transferred)"
+    echo "  code:     unchanged (nothing transferred)"
 fi
 
 settings=$(python3 -c 'import json, os; print(json.dumps({k: v for k, v in os.environ.items() if k.startswith("RDK_AGENT_")}))')
 install_cmd="$RDK_PYTHON -B $board_scripts/board_install.py install --dir $RDK_DIR --init $RDK_INIT"
 install_cmd+=" --service $RDK_SERVICE --health-timeout $RDK_HEALTH_TIMEOUT --settings-stdin"
-install_cmd+=" --venv-args $(printf %q "$RDK_VENV_ARGS") --pip-args $(printf %q "$RDK_PIP_ARGS")"
+install_cmd+=" --venv-args=$(printf %q "$RDK_VENV_ARGS") --pip-args=$(printf %q "$RDK_PIP_ARGS")"
 remote "$install_cmd" <<<"$settings" || die "installing on $RDK_HOST failed (see above)"
 echo "$prog: done"

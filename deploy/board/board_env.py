@@ -1,9 +1,10 @@
-"""The board's layout under RDK_DIR and its agent.env file (runs on the board: stdlib, Python 3.10)."""
+"""Helpers shared by the board-side scripts: agent.env, the agent's URL and token, HTTP, commands (stdlib, 3.10)."""
 
 from __future__ import annotations
 
 import os
 import re
+import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -102,3 +103,28 @@ def write_private(path: Path, text: str, mode: int = 0o600) -> None:
         handle.write(text)
     os.chmod(tmp, mode)
     os.replace(tmp, path)
+
+
+def say(what: str, message: str) -> None:
+    """One progress line: ``  what: message``."""
+    print(f"  {what + ':':<10}{message}", flush=True)
+
+
+def run(cmd: list[str], *, privileged: bool = False, check: bool = True, capture: bool = False):
+    """Run ``cmd`` (through ``sudo -n`` when ``privileged`` and not root)."""
+    if privileged and os.geteuid() != 0:
+        cmd = ["sudo", "-n", *cmd]
+    result = subprocess.run(cmd, text=True, capture_output=capture, check=False)
+    if check and result.returncode != 0:
+        detail = (result.stderr or result.stdout or "").strip() if capture else "see the output above"
+        hint = " (needs root or passwordless sudo)" if privileged and os.geteuid() != 0 else ""
+        raise BoardError(f"{' '.join(cmd)} failed with status {result.returncode}{hint}: {detail}")
+    return result
+
+
+def read_text(path: Path) -> str:
+    """Stripped text of ``path``, or "" when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""

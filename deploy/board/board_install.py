@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Install, update, stop or report the RDK agent on this board (stdlib only, Python 3.10).
+"""Install, update or stop the RDK agent on this board (stdlib only, Python 3.10).
 
 ``deploy/deploy_rdk.sh`` rsyncs the code to RDK_DIR/app and then runs, over ssh::
 
@@ -16,35 +16,45 @@ it changed.
 from __future__ import annotations
 
 import argparse
-import grp
 import hashlib
 import json
-import os
 import platform
-import pwd
 import shlex
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from board_env import DEFAULTS, ENV_FILE, SECRET_KEYS, BoardError, agent_url, http_get, read_env_file, render_env_file
+from board_env import (
+    DEFAULTS,
+    ENV_FILE,
+    SECRET_KEYS,
+    BoardError,
+    agent_url,
+    http_get,
+    read_env_file,
+    read_text,
+    render_env_file,
+    run,
+    say,
+)
 from board_env import write_private as write_file
+from board_service import (
+    SUPERVISOR,
+    crash_probe,
+    detect_init,
+    install_unit,
+    log_tail,
+    port_in_use,
+    render_unit,
+    start_supervisor,
+    stop_supervisor,
+    supervisor_pid,
+    systemd_pid,
+)
 
 SUBDIRS = ("app", "data", "models", "etc", "run", "logs", "state", "cache")
 FORBIDDEN = ("torch", "lightning", "hydra", "albumentations")
-SUPERVISOR = "rdk-agent-run.sh"
-LOG_ROTATE_BYTES = 5 * 1024 * 1024
-CLEAN_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ")  # what the supervisor inherits
-
-
-def say(what: str, message: str) -> None:
-    """One progress line: ``  what: message``."""
-    print(f"  {what + ':':<9}{message}", flush=True)
 
 
 def sha256_file(path: Path) -> str:
@@ -62,18 +72,6 @@ def tree_hash(root: Path) -> str:
     for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
         digest.update(f"{path.relative_to(root)}\0{sha256_file(path)}\n".encode())
     return digest.hexdigest()
-
-
-def run(cmd: list[str], *, privileged: bool = False, check: bool = True, capture: bool = False):
-    """Run ``cmd`` (through ``sudo -n`` when ``privileged`` and not root)."""
-    if privileged and os.geteuid() != 0:
-        cmd = ["sudo", "-n", *cmd]
-    result = subprocess.run(cmd, text=True, capture_output=capture, check=False)
-    if check and result.returncode != 0:
-        detail = (result.stderr or result.stdout or "").strip() if capture else "see the output above"
-        hint = " (needs root or passwordless sudo)" if privileged and os.geteuid() != 0 else ""
-        raise BoardError(f"{' '.join(cmd)} failed with status {result.returncode}{hint}: {detail}")
-    return result
 
 
 # --- venv ------------------------------------------------------------------------------------
@@ -94,7 +92,7 @@ def ensure_venv(rdk_dir: Path, venv_args: list[str], pip_args: list[str]) -> str
     check_requirements(requirements)
     identity = json.dumps({"python": sys.executable, "version": platform.python_version(), "venv_args": venv_args})
     venv_stamp, req_stamp = state / "venv.json", state / "requirements.sha256"
-    if not (venv / "bin/python").exists() or _read(venv_stamp) != identity:
+    if not (venv / "bin/python").exists() or read_text(venv_stamp) != identity:
         say("venv", f"creating {venv} with {sys.executable} {platform.python_version()} {' '.join(venv_args)}".rstrip())
         shutil.rmtree(venv, ignore_errors=True)
         req_stamp.unlink(missing_ok=True)
@@ -104,7 +102,7 @@ def ensure_venv(rdk_dir: Path, venv_args: list[str], pip_args: list[str]) -> str
             raise BoardError(f"python3 -m venv failed: {(result.stderr or result.stdout).strip()}{hint}")
         write_file(venv_stamp, identity, 0o644)
     req_hash = sha256_file(requirements)
-    if _read(req_stamp) != req_hash:
+    if read_text(req_stamp) != req_hash:
         say("venv", "installing requirements/agent.txt (minutes on a board)")
         cmd = [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
         result = run([*cmd, "-r", str(requirements), *pip_args], check=False)
@@ -117,13 +115,6 @@ def ensure_venv(rdk_dir: Path, venv_args: list[str], pip_args: list[str]) -> str
     else:
         say("venv", "unchanged (requirements/agent.txt hash matches)")
     return f"{identity}\n{req_hash}"
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except OSError:
-        return ""
 
 
 # --- settings --------------------------------------------------------------------------------
@@ -151,125 +142,11 @@ def update_env_file(rdk_dir: Path, settings: dict[str, str]) -> None:
         say("settings", f"unchanged ({path})")
 
 
-# --- init system -----------------------------------------------------------------------------
-
-
-def detect_init(choice: str) -> str:
-    """``systemd`` when asked or when PID 1 is systemd (sd_booted's test), else ``supervisor``."""
-    if choice != "auto":
-        return choice
-    if Path("/run/systemd/system").is_dir() and shutil.which("systemctl"):
-        return "systemd"
-    say("init", "no systemd here (PID 1 is not systemd, e.g. a container): using the rdk-agent-run.sh supervisor")
-    return "supervisor"
-
-
-def render_unit(rdk_dir: Path) -> str:
-    """The systemd unit text for this RDK_DIR and the deploying user."""
-    template = (Path(__file__).resolve().parent / "rdk-agent.service.in").read_text(encoding="utf-8")
-    user = pwd.getpwuid(os.getuid()).pw_name
-    group = grp.getgrgid(os.getgid()).gr_name
-    return template.replace("@RDK_DIR@", str(rdk_dir)).replace("@USER@", user).replace("@GROUP@", group)
-
-
-def install_unit(rdk_dir: Path, service: str, text: str) -> None:
-    """Write /etc/systemd/system/<service>.service when it differs, reload and enable."""
-    target = Path(f"/etc/systemd/system/{service}.service")
-    if target.exists() and target.read_text(encoding="utf-8") == text:
-        say("unit", f"unchanged ({target})")
-        return
-    staged = rdk_dir / "state" / f"{service}.service"
-    write_file(staged, text, 0o644)
-    run(["install", "-m", "0644", str(staged), str(target)], privileged=True)
-    run(["systemctl", "daemon-reload"], privileged=True)
-    run(["systemctl", "enable", service], privileged=True, capture=True)
-    say("unit", f"installed {target} (enabled)")
-
-
-def systemd_pid(service: str) -> int | None:
-    """MainPID of the active service, or None."""
-    if run(["systemctl", "is-active", "--quiet", service], check=False).returncode != 0:
-        return None
-    out = run(["systemctl", "show", "-p", "MainPID", "--value", service], check=False, capture=True).stdout
-    return int(out.strip() or 0) or None
-
-
-# --- supervisor (no systemd) -----------------------------------------------------------------
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
-
-
-def supervisor_pid(rdk_dir: Path) -> int | None:
-    """PID of this RDK_DIR's running rdk-agent-run.sh, or None."""
-    text = _read(rdk_dir / "run/supervisor.pid")
-    if not text.isdigit() or not _alive(int(text)):
-        return None
-    try:
-        cmdline = Path(f"/proc/{text}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return None
-    return int(text) if SUPERVISOR.encode() in b" ".join(cmdline) and str(rdk_dir).encode() in cmdline else None
-
-
-def start_supervisor(rdk_dir: Path) -> int:
-    """Start rdk-agent-run.sh in its own session (setsid), logging to logs/agent.log."""
-    log_path = rdk_dir / "logs/agent.log"
-    if log_path.exists() and log_path.stat().st_size > LOG_ROTATE_BYTES:
-        os.replace(log_path, log_path.with_suffix(".log.1"))
-    script = rdk_dir / "app/deploy/board" / SUPERVISOR
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            ["bash", str(script), str(rdk_dir)],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=rdk_dir,
-            env={k: v for k, v in os.environ.items() if k in CLEAN_ENV},
-        )
-    return proc.pid
-
-
-def stop_supervisor(rdk_dir: Path, timeout: float = 20.0) -> bool:
-    """SIGTERM the supervisor's process group (it and the agent), SIGKILL after ``timeout``."""
-    pid = supervisor_pid(rdk_dir)
-    if pid is None:
-        return False
-    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(pid, sig)
-        except ProcessLookupError:
-            return True
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            agent = _read(rdk_dir / "run/agent.pid")
-            if not _alive(pid) and not (agent.isdigit() and _alive(int(agent))):
-                return True
-            time.sleep(0.1)
-    return True
-
-
-def port_in_use(url: str) -> bool:
-    """True when something answers TCP on the agent's address."""
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname, parts.port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
 # --- health ----------------------------------------------------------------------------------
 
 
-def wait_healthy(url: str, timeout: float, alive) -> float:
-    """Poll GET /api/v1/healthz until 200; returns seconds waited, BoardError on timeout."""
+def wait_healthy(url: str, timeout: float, crashed) -> float:
+    """Poll GET /api/v1/healthz until 200; returns seconds waited. BoardError on timeout or when ``crashed()``."""
     start = time.monotonic()
     last = "no answer"
     while time.monotonic() - start < timeout:
@@ -280,19 +157,11 @@ def wait_healthy(url: str, timeout: float, alive) -> float:
             last = f"HTTP {status}: {body[:200].decode(errors='replace')}"
         except OSError as exc:
             last = str(getattr(exc, "reason", exc))
-        if not alive():
-            last = "the agent process is not running"
+        why = crashed()
+        if why:
+            raise BoardError(f"agent not healthy at {url}/api/v1/healthz: {why}")
         time.sleep(0.3)
     raise BoardError(f"agent not healthy at {url}/api/v1/healthz after {timeout:.0f} s ({last})")
-
-
-def log_tail(rdk_dir: Path, mode: str, service: str, lines: int = 40) -> str:
-    """The last lines of the agent's log (journal under systemd, logs/agent.log otherwise)."""
-    if mode == "systemd":
-        cmd = ["journalctl", "-u", service, "-n", str(lines), "--no-pager"]
-        return run(cmd, privileged=True, check=False, capture=True).stdout
-    path = rdk_dir / "logs/agent.log"
-    return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
 # --- commands --------------------------------------------------------------------------------
@@ -316,7 +185,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     }
     stamp_path = rdk_dir / "state/running.json"
     try:
-        previous = json.loads(_read(stamp_path) or "{}")
+        previous = json.loads(read_text(stamp_path) or "{}")
     except json.JSONDecodeError:
         previous = {}
     changed = [name for name, value in parts.items() if previous.get(name) != value]
@@ -330,6 +199,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     else:
         running = supervisor_pid(rdk_dir) is not None
 
+    crashed = crash_probe(rdk_dir, mode, args.service)
     if changed or not running:
         why = f"changed: {', '.join(changed)}" if changed else "it was not running"
         why = why if previous else "first start"
@@ -340,20 +210,17 @@ def cmd_install(args: argparse.Namespace) -> int:
             if port_in_use(url):
                 raise BoardError(f"{url} is already in use by another program; stop it or deploy with RDK_AGENT_PORT")
             start_supervisor(rdk_dir)
+        write_file(stamp_path, json.dumps({**parts, "mode": mode}), 0o644)  # what the new process runs with
         say("agent", f"{'restarted' if running else 'started'} ({why})")
     else:
         say("agent", "unchanged, not restarted")
 
-    def alive() -> bool:
-        return (systemd_pid(args.service) if mode == "systemd" else supervisor_pid(rdk_dir)) is not None
-
     try:
-        waited = wait_healthy(url, args.health_timeout, alive)
+        waited = wait_healthy(url, args.health_timeout, crashed)
     except BoardError:
         print(f"--- last lines of the agent's log ({mode}) ---\n{log_tail(rdk_dir, mode, args.service)}", flush=True)
         raise
-    write_file(stamp_path, json.dumps({**parts, "mode": mode}), 0o644)
-    pid = systemd_pid(args.service) if mode == "systemd" else _read(rdk_dir / "run/agent.pid")
+    pid = systemd_pid(args.service) if mode == "systemd" else read_text(rdk_dir / "run/agent.pid")
     say("health", f"ok at {url}/api/v1/healthz after {waited:.1f} s (agent pid {pid}, {mode})")
     return 0
 

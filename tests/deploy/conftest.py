@@ -19,6 +19,6 @@ def loopback_board(tmp_path_factory) -> LoopbackBoard:
 @pytest.fixture(scope="session")
 def deployed(loopback_board: LoopbackBoard) -> subprocess.CompletedProcess:
     """The first deployment onto the empty loopback board (creates the venv: the slow step of this suite)."""
-    result = loopback_board.run("deploy_rdk.sh")
+    result = loopback_board.run("deploy_rdk.sh", RDK_PIP_ARGS="--no-compile")
     assert result.returncode == 0, f"first deploy failed:\n{result.stdout}\n{result.stderr}"
     return result

@@ -12,16 +12,18 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SSHD = Path("/usr/sbin/sshd")
+DEPLOYED_PATHS = ("rdk_agent", "shared_schema", "requirements", "deploy")
 
 
 def free_port() -> int:
@@ -41,7 +43,7 @@ class LoopbackBoard:
     ssh_opts: str
     agent_port: int
     token: str
-    settings: dict = field(default_factory=dict)
+    source: Path = REPO
 
     def env(self, **extra: str) -> dict[str, str]:
         """Environment for a deploy script: this machine's, minus any RDK_* leaking in, plus the board's."""
@@ -57,15 +59,15 @@ class LoopbackBoard:
             RDK_AGENT_CAMERA="synthetic",
             RDK_HEALTH_TIMEOUT="60",
         )
-        env.update(self.settings)
+        env.update(PYTHON=sys.executable)
         env.update(extra)
         return env
 
     def run(self, script: str, timeout: float = 240, **extra: str) -> subprocess.CompletedProcess:
-        """Run ``deploy/<script>`` from the repo root, as the Makefile does."""
+        """Run ``deploy/<script>`` from the source checkout's root, as the Makefile does."""
         return subprocess.run(
-            ["bash", str(REPO / "deploy" / script)],
-            cwd=REPO,
+            ["bash", str(self.source / "deploy" / script)],
+            cwd=self.source,
             env=self.env(**extra),
             capture_output=True,
             text=True,
@@ -82,6 +84,11 @@ class LoopbackBoard:
         return f"http://127.0.0.1:{self.agent_port}"
 
 
+def said(result: subprocess.CompletedProcess) -> str:
+    """A script's stdout with runs of whitespace collapsed (the progress lines are column-aligned)."""
+    return " ".join(result.stdout.split())
+
+
 def get_json(board: LoopbackBoard, path: str, token: str | None = None) -> tuple[int, dict]:
     """GET the agent's ``path`` from the test process (same machine as the "board")."""
     request = urllib.request.Request(board.url() + path)
@@ -89,6 +96,18 @@ def get_json(board: LoopbackBoard, path: str, token: str | None = None) -> tuple
         request.add_header("Authorization", f"Bearer {token}")
     with urllib.request.urlopen(request, timeout=10) as response:
         return response.status, json.loads(response.read())
+
+
+def snapshot_checkout(dest: Path) -> Path:
+    """Copy what deploy-rdk ships (and the scripts) out of the working tree.
+
+    Other people edit the shared working tree while the suite runs; deploying from a snapshot keeps
+    "nothing changed between two deploys" true for the test, and shows the scripts work from any checkout.
+    """
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "tests")
+    for name in DEPLOYED_PATHS:
+        shutil.copytree(REPO / name, dest / name, ignore=ignore, symlinks=True)
+    return dest
 
 
 def _write_sshd_config(tmp: Path, port: int) -> Path:
@@ -128,6 +147,7 @@ def start_board(tmp: Path):
     if os.geteuid() != 0 and not Path("/run/sshd").is_dir():
         pytest.skip("sshd needs its privilege separation dir /run/sshd (create it as root, or run as root)")
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    source = snapshot_checkout(tmp / "checkout")
     _keygen(tmp / "host_key")
     _keygen(tmp / "user_key")
     (tmp / "authorized_keys").write_text((tmp / "user_key.pub").read_text())
@@ -146,6 +166,7 @@ def start_board(tmp: Path):
         ssh_opts=ssh_opts,
         agent_port=free_port(),
         token="deploy-test-token-0123456789",
+        source=source,
     )
     try:
         _wait_for_ssh(board, sshd, tmp / "sshd.log")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.loopback import REPO, LoopbackBoard, get_json
+from tests.deploy.loopback import REPO, LoopbackBoard, get_json, said
 from tests.helpers import onnx_models
 
 
@@ -33,17 +33,17 @@ def test_sound_model_becomes_active_without_restart(loopback_board: LoopbackBoar
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "card ok: tiny-test-classifier" in result.stderr
-    assert "model:   uploaded" in result.stdout
-    assert "model: active on the board" in result.stdout
+    assert "model: uploaded" in said(result)
+    assert "model: active on the board" in said(result)
     assert sha256(board_model(board)) == sha256(model)
     status, info = get_json(board, "/api/v1/model", board.token)
     assert status == 200 and info["active"]["sha256"] == sha256(model) and info["state"] == "active"
     assert board.agent_pid() == pid  # hot reload, no restart
-    assert not [p.name for p in board_model(board).parent.iterdir() if p.name.startswith(".")]  # no rsync leftovers
+    assert not list(board_model(board).parent.glob(".model.onnx.*"))  # no rsync temp file left behind
 
     again = board.run("deploy_model.sh", MODEL=str(model))
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "nothing transferred" in again.stdout and "model: active on the board" in again.stdout
+    assert "nothing transferred" in said(again) and "model: active on the board" in said(again)
 
 
 def test_agent_refusal_is_reported_and_previous_model_keeps_serving(
@@ -59,8 +59,8 @@ def test_agent_refusal_is_reported_and_previous_model_keeps_serving(
 
     assert result.returncode == 3, result.stdout + result.stderr
     assert "card ok" in result.stderr
-    assert "REFUSED by the agent (schema_mismatch" in result.stdout
-    assert "still serving: tiny-test-classifier" in result.stdout
+    assert "REFUSED by the agent (schema_mismatch" in said(result)
+    assert "still serving: tiny-test-classifier" in said(result)
     info = get_json(board, "/api/v1/model", board.token)[1]
     assert info["active"]["sha256"] == sha256(good) and info["state"] == "serving_previous"
 
@@ -84,7 +84,7 @@ def test_unfit_model_is_refused_before_upload(loopback_board: LoopbackBoard, tmp
 
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"deploy-model: refusing {model}: " in result.stderr and message in result.stderr
-    assert "->" not in result.stdout  # never got as far as the copy
+    assert "->" not in said(result)  # never got as far as the copy
     assert (sha256(board_model(board)) if board_model(board).exists() else None) == before
 
 
