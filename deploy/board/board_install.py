@@ -199,7 +199,6 @@ def cmd_install(args: argparse.Namespace) -> int:
     else:
         running = supervisor_pid(rdk_dir) is not None
 
-    crashed = crash_probe(rdk_dir, mode, args.service)
     if changed or not running:
         why = f"changed: {', '.join(changed)}" if changed else "it was not running"
         why = why if previous else "first start"
@@ -215,6 +214,7 @@ def cmd_install(args: argparse.Namespace) -> int:
     else:
         say("agent", "unchanged, not restarted")
 
+    crashed = crash_probe(rdk_dir, mode, args.service)  # after the restart: systemd resets NRestarts on it
     try:
         waited = wait_healthy(url, args.health_timeout, crashed)
     except BoardError:
