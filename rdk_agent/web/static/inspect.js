@@ -64,7 +64,10 @@ export class InspectPanel {
     head.style.setProperty("--c", this.colours.get(result.label) || "var(--muted)");
     head.append(el("span", "verdict-label", result.label || "—"));
     if (typeof result.confidence === "number") {
-      head.append(el("span", "verdict-conf", (100 * result.confidence).toFixed(1) + "%"));
+      const conf = el("span", "verdict-conf");
+      conf.append(el("span", "verdict-pct", (100 * result.confidence).toFixed(1) + "%"),
+        el("small", "", result.engine === "onnx" ? "confidence" : "rule score"));
+      head.append(conf);
     }
 
     const engine = el("div", "engine");

@@ -1,0 +1,77 @@
+"""The inspection panel against a real agent: rules without a model, ONNX once one is deployed, fallback reasons."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from tests.helpers.agent_process import AgentProcess
+from tests.helpers.onnx_models import write_low_confidence, write_valid
+from tests.page.conftest import open_logged_in
+
+
+@pytest.fixture(scope="module")
+def inspect_agent(tmp_path_factory) -> Iterator[AgentProcess]:
+    """An agent of its own: these tests deploy models into its models dir."""
+    root = tmp_path_factory.mktemp("page-inspect")
+    config = {"inspection": {"poll_interval_s": 0.1, "intra_op_threads": 1}}
+    process = AgentProcess(root / "data", root / "models", token="page-inspect-token", config=config)
+    process.start()
+    yield process
+    process.stop()
+
+
+def model_status(agent: AgentProcess) -> dict:
+    return requests.get(agent.api("model"), headers=agent.auth, timeout=5).json()
+
+
+def wait_for_state(agent: AgentProcess, state: str, timeout: float = 15.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while (status := model_status(agent))["state"] != state or status["loading"]:
+        assert time.monotonic() < deadline, f"model never reached {state}: {status}"
+        time.sleep(0.1)
+    return status
+
+
+def test_inspect_shows_engine_reason_probabilities_and_rule_measures(inspect_agent, page):
+    agent = inspect_agent
+    open_logged_in(page, agent)
+    expect(page.locator("#st-model")).to_have_text("rules only · no model deployed")
+
+    # No model: the rules decide, and the panel says why.
+    page.click("#inspect-btn")
+    result = page.locator("#inspect-result")
+    expect(result.locator(".engine-badge")).to_have_text("rules")
+    expect(result.locator(".engine-reason")).to_have_attribute("data-reason", "no_model")
+    expect(result.locator(".engine-reason")).to_have_text("no model deployed")
+    expect(result.locator(".measures dt", has_text="width mm")).to_have_count(1)
+    expect(result.locator(".latency")).to_contain_text("ms")
+    assert model_status(agent)["counters"]["engine"]["rules"] == 1
+
+    # A confident model whose winner is "spatter": ONNX decides, no fallback reason, all five probabilities.
+    write_valid(agent.models_dir / "model.onnx", dominant="spatter", margin=8.0)
+    sha = wait_for_state(agent, "active")["active"]["sha256"]
+    expect(page.locator("#st-model")).to_have_text(f"tiny-test-classifier {sha[:8]}")
+    page.keyboard.press("i")
+    expect(result.locator(".engine-badge")).to_have_text("onnx")
+    expect(result.locator(".engine-reason")).to_have_count(0)
+    expect(result.locator(".verdict-label")).to_have_text("spatter")
+    expect(result.locator(".prob")).to_have_count(5)
+    expect(result.locator(".prob").first.locator(".prob-name")).to_have_text("spatter")
+    assert float(result.locator(".verdict-pct").inner_text().rstrip("%")) > 90
+    expect(result.locator(".verdict-conf small")).to_have_text("confidence")
+    assert model_status(agent)["counters"]["engine"]["onnx"] == 1
+
+    # A model that is never sure: the rules decide with reason low_confidence, the model's view still shown.
+    write_low_confidence(agent.models_dir / "model.onnx")
+    wait_for_state(agent, "active")
+    expect(page.locator("#st-model")).not_to_have_text(f"tiny-test-classifier {sha[:8]}")
+    page.click("#inspect-btn")
+    expect(result.locator(".engine-badge")).to_have_text("rules")
+    expect(result.locator(".engine-reason")).to_have_attribute("data-reason", "low_confidence")
+    expect(result.locator(".prob")).to_have_count(5)
+    assert page.log.errors == []
