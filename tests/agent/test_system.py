@@ -67,12 +67,11 @@ def test_generated_token_file_is_private_and_stable(agent_process):
     assert "Generated a new API token" not in agent.log()
 
 
-def _run_cli(*args: str) -> subprocess.CompletedProcess:
+def _cli(*args: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RDK_AGENT_")}
     env["PYTHONPATH"] = str(REPO_ROOT)
-    return subprocess.run(
-        [sys.executable, "-m", "rdk_agent", "--port", "0", *args], capture_output=True, text=True, env=env, timeout=60
-    )
+    cmd = [sys.executable, "-m", "rdk_agent", "--port", "0", *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def test_cli_errors_name_the_fix(tmp_path):
@@ -85,17 +84,20 @@ def test_cli_errors_name_the_fix(tmp_path):
         (["--data-dir", str(tmp_path / "file" / "sub")], "choose another --data-dir"),
         (["--config", str(tmp_path / "bad.json")], "unknown setting"),
     ]
-    for args, expected in cases:
+    runs = []
+    for i, (args, expected) in enumerate(cases):
         if "--data-dir" not in args:
-            args = ["--data-dir", str(tmp_path / "d"), *args]
-        result = _run_cli(*args)
-        assert result.returncode == 2, (args, result.stderr)
-        assert expected in result.stderr, (args, result.stderr)
-        assert "Traceback" not in result.stderr
+            args = ["--data-dir", str(tmp_path / f"d{i}"), *args]
+        runs.append((args, expected, _cli(*args)))  # in parallel: each run is mostly interpreter start-up
+    for args, expected, proc in runs:
+        _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 2, (args, stderr)
+        assert expected in stderr and "Traceback" not in stderr, (args, stderr)
 
 
-def test_second_agent_on_same_data_dir_is_refused(agent_process, tmp_path):
+def test_second_agent_on_same_data_dir_is_refused(agent_process):
     agent = agent_process()
-    result = _run_cli("--data-dir", str(agent.data_dir))
-    assert result.returncode == 2 and "another agent process" in result.stderr
+    proc = _cli("--data-dir", str(agent.data_dir))
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "another agent process" in stderr
     assert requests.get(f"{agent.url}/healthz", timeout=5).ok
