@@ -11,7 +11,7 @@ RDK_DIR ?= /opt/rdk_agent
 DATA ?= ../shared/datasets/magnetic_tile
 PYTEST_ARGS ?=
 
-.PHONY: help setup test lint format agent train bench bench-accuracy deploy-rdk deploy-model clean
+.PHONY: help setup test lint format agent train demo demo-stop bench bench-accuracy bench-rules deploy-rdk deploy-model clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -44,3 +44,18 @@ train: $(STAMP) ## Train the baseline on DATA (agent URL, archive or class folde
 
 clean: ## Remove run outputs (keeps .venv)
 	rm -rf outputs multirun var demo bench/out .pytest_cache
+
+deploy-rdk: ## Install or update the agent on a board: RDK_HOST=user@host [RDK_PORT=22] [RDK_DIR=/opt/rdk_agent]
+	RDK_HOST="$(RDK_HOST)" RDK_PORT="$(RDK_PORT)" RDK_DIR="$(RDK_DIR)" deploy/deploy_rdk.sh
+
+deploy-model: $(STAMP) ## Send MODEL=path/to/model.onnx to the board and wait until the agent serves it
+	RDK_HOST="$(RDK_HOST)" RDK_PORT="$(RDK_PORT)" RDK_DIR="$(RDK_DIR)" MODEL="$(MODEL)" PYTHON="$(PY)" deploy/deploy_model.sh
+
+demo: $(STAMP) ## The whole loop on this machine: collect, train, deploy, inspect (leaves the agent up)
+	$(PY) scripts/demo.py $(DEMO_ARGS)
+
+demo-stop: ## Stop the agent that make demo left running
+	@if [ -f var/demo/board/agent.pid ]; then kill -- -$$(cat var/demo/board/agent.pid) 2>/dev/null && echo "demo agent stopped" || echo "demo agent was not running"; rm -f var/demo/board/agent.pid; else echo "no demo agent"; fi
+
+bench-rules: $(STAMP) ## Rule-evaluator agreement with the synthetic generator's labels
+	$(PY) bench/rules_agreement.py

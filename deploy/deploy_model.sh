@@ -35,7 +35,7 @@ preflight installed
 # rsync writes a temporary dot-file next to the target and renames it into place, so the agent
 # never sees a half-written model.onnx; --checksum skips the copy when the board has the same bytes.
 changes=$(rsync --checksum --chmod=F644 --itemize-changes -e "$rsync_rsh" \
-    "$MODEL" "$RDK_HOST:$RDK_DIR/models/model.onnx") || die "rsync of $MODEL to $RDK_HOST failed"
+    "$MODEL" "$(on_board "$RDK_DIR/models/model.onnx")") || die "rsync of $MODEL to $RDK_HOST failed"
 if [ -n "$changes" ]; then
     echo "  model:    uploaded ($changes)"
 else

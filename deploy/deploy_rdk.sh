@@ -37,7 +37,7 @@ changes=$(
         --include='/rdk_agent/***' --include='/shared_schema/***' \
         --include='/requirements/' --include='/requirements/agent.txt' \
         --include='/deploy/' --include='/deploy/board/***' --exclude='*' \
-        ./ "$RDK_HOST:$RDK_DIR/app/"
+        ./ "$(on_board "$RDK_DIR/app/")"
 ) || die "rsync to $RDK_HOST:$RDK_DIR/app failed"
 if [ -n "$changes" ]; then
     echo "  code:     $(grep -c . <<<"$changes") change(s) in $RDK_DIR/app:"

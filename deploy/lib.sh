@@ -1,6 +1,7 @@
 # Shared settings and helpers for deploy_rdk.sh and deploy_model.sh (sourced, not run).
 #
-# RDK_HOST      user@board (required)
+# RDK_HOST      user@board (required); "local" targets RDK_DIR on this machine without ssh (make demo
+#               uses it: the same rsync path, with the agent's models dir on this disk)
 # RDK_PORT      ssh port (default 22)
 # RDK_DIR       install dir on the board (default /opt/rdk_agent); absolute, no spaces
 # RDK_SSH_OPTS  extra ssh options, split on spaces (e.g. "-i ~/.ssh/rdk -o UserKnownHostsFile=...")
@@ -13,6 +14,7 @@ RDK_PYTHON=${RDK_PYTHON:-python3}
 deploy_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_root=$(dirname "$deploy_dir")
 board_scripts=$RDK_DIR/app/deploy/board
+[ "${RDK_HOST:-}" = local ] && board_scripts=$deploy_dir/board
 
 die() {
     echo "$prog: error: $*" >&2
@@ -31,7 +33,16 @@ check_settings() {
 
 # remote CMD...: run a command line on the board (the arguments are joined by ssh, as usual).
 remote() {
-    "${ssh_cmd[@]}" "$RDK_HOST" "$@"
+    if [ "$RDK_HOST" = local ]; then
+        sh -c "$*"
+    else
+        "${ssh_cmd[@]}" "$RDK_HOST" "$@"
+    fi
+}
+
+# on_board PATH: PATH as an rsync destination on the board.
+on_board() {
+    if [ "$RDK_HOST" = local ]; then echo "$1"; else echo "$RDK_HOST:$1"; fi
 }
 
 # Fail clearly when the board cannot be reached or lacks what the deployment needs.
@@ -45,7 +56,8 @@ command -v rsync >/dev/null 2>&1 || exit 5
 if [ "$1" = install ]; then
     mkdir -p "$RDK_DIR/app" 2>/dev/null || { sudo -n install -d -o "\$(id -un)" -g "\$(id -gn)" "$RDK_DIR" && mkdir -p "$RDK_DIR/app"; } || exit 6
 else
-    [ -x "$RDK_DIR/venv/bin/python" ] && [ -f "$board_scripts/wait_model.py" ] || exit 7
+    [ "$RDK_HOST" = local ] || [ -x "$RDK_DIR/venv/bin/python" ] || exit 7
+    [ -d "$RDK_DIR/models" ] && [ -f "$board_scripts/wait_model.py" ] || exit 7
 fi
 EOF
     ) && return 0 || rc=$?
