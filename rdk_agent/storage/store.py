@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
+import json
 import os
 import secrets
 import shutil
@@ -131,7 +132,7 @@ class CaptureStore:
             source=source,
             rgb=refs["rgb.png"],
             depth=refs.get("depth.png"),
-            meta=meta or {},
+            meta=json.loads(json.dumps(meta or {}, default=_jsonable)),
         )
         stage, final = self.staging_dir / sample_id, self.samples_dir / sample_id
         try:
@@ -142,14 +143,12 @@ class CaptureStore:
             os.rename(stage, final)
             fsync_dir(self.samples_dir)
             self.index.insert(rec)
-        except (OSError, sqlite3.OperationalError) as exc:
+        except BaseException as exc:
             remove_tree(stage)
             remove_tree(final)
-            if isinstance(exc, sqlite3.OperationalError) and "full" not in str(exc):
-                raise
-            if isinstance(exc, OSError) and exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            raise InsufficientStorage(errno.ENOSPC, f"disk full while storing the capture: {exc}") from None
+            if _disk_full(exc):
+                raise InsufficientStorage(errno.ENOSPC, f"disk full while storing the capture: {exc}") from None
+            raise
         return rec
 
     def _check_space(self, needed: int) -> None:
@@ -292,6 +291,19 @@ class CaptureStore:
         """Close the index and release the data-dir lock."""
         self.index.close()
         os.close(self._lock_fd)
+
+
+def _jsonable(value: object) -> object:
+    """numpy scalars and arrays in capture metadata become plain JSON values."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"capture metadata holds a {type(value).__name__}, which is not JSON-serialisable")
+
+
+def _disk_full(exc: BaseException) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return isinstance(exc, sqlite3.OperationalError) and "full" in str(exc)
 
 
 def _sha256(data: bytes) -> str:
