@@ -1,0 +1,121 @@
+"""Smoke training from a class folder: outputs, model card, parity, int8, BPU bundle, resume."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+import torch
+import yaml
+
+from desktop_trainer.data.folder import load_folder
+from desktop_trainer.evaluation import ort_logits, ort_session
+from desktop_trainer.export.onnx_export import ParityError, check_parity, export_onnx, read_card
+from desktop_trainer.train import build_datamodule, build_module, run
+from shared_schema import ModelCard
+from shared_schema.preprocess import decode_image, preprocess
+from tests.trainer.trainer_support import PER_CLASS, make_cfg, smoke_overrides
+
+
+@pytest.fixture(scope="module")
+def folder_run(synthetic_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    cfg = make_cfg(smoke_overrides(out, str(synthetic_folder), "data.glob=*.jpg", "export.int8=true"))
+    return cfg, out, run(cfg)
+
+
+def test_run_writes_every_output(folder_run):
+    _, out, _ = folder_run
+    for name in ("model.onnx", "model.int8.onnx", "metrics.json", "checkpoints/last.ckpt", "bpu/config.yaml",
+                 "report/confusion_matrix.png", "report/misclassified.png", "report/curves.png", "report/summary.md"):
+        assert (out / name).is_file(), name
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["split_sizes"]["train"]["total"] + saved["split_sizes"]["val"]["total"] + \
+        saved["split_sizes"]["test"]["total"] == 5 * PER_CLASS
+    assert all(saved["split_sizes"][s][label] >= 1 for s in ("val", "test") for label in saved["labels"])
+    test = saved["test"]
+    assert set(test) >= {"accuracy", "macro_f1", "per_class", "confusion_matrix"}
+    assert sum(map(sum, test["confusion_matrix"])) == saved["split_sizes"]["test"]["total"]
+    assert saved["latency"]["fp32"]["threads"] == 1 and saved["latency"]["fp32"]["median_ms"] > 0
+    assert saved["model"]["macs"] > 1e6 and saved["parity"]["top1_mismatches"] == 0
+    assert "int8" in saved and 0 <= saved["int8"]["test"]["accuracy"] <= 1
+    assert "| good |" in (out / "report" / "summary.md").read_text()
+
+
+def test_card_round_trip_binds_the_folder_schema(folder_run, synthetic_folder):
+    _, out, _ = folder_run
+    schema = load_folder(synthetic_folder, glob="*.jpg").schema
+    card = read_card(out / "model.onnx")
+    assert list(card.labels) == schema.names and card.label_schema_hash == schema.hash
+    assert ModelCard.from_json(card.to_json()) == card
+    assert (card.input.height, card.input.width, card.input.channels) == (64, 64, "rgb")
+    assert card.provenance["samples"] == 5 * PER_CLASS and card.metrics["test"]["accuracy"] >= 0
+    proto = onnx.load(str(out / "model.onnx"))
+    assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert read_card(out / "model.int8.onnx").precision == "int8"
+    assert any(n.op_type == "QuantizeLinear" for n in onnx.load(str(out / "model.int8.onnx")).graph.node)
+
+
+def test_eval_transform_is_the_shared_preprocess_and_ort_matches_torch(folder_run):
+    cfg, out, metrics = folder_run
+    dm = build_datamodule(cfg)
+    card = read_card(out / "model.onnx")
+    val = dm.eval_dataset("val")
+    batch = np.stack([val[i][0].numpy() for i in range(len(val))])
+    reference = np.stack([preprocess(decode_image(s.rgb_path.read_bytes()), card.input) for s in dm.split.val])
+    assert np.array_equal(batch, reference)
+    module = build_module(cfg, dm)
+    module.load_state_dict(torch.load(metrics["model"]["checkpoint"], weights_only=True)["state_dict"])
+    with torch.no_grad():
+        torch_logits = module.net.eval()(torch.from_numpy(batch)).numpy()
+    onnx_logits = ort_logits(ort_session(str(out / "model.onnx")), batch, chunk=3)  # dynamic batch sizes
+    np.testing.assert_allclose(onnx_logits, torch_logits, atol=1e-4)
+    assert (onnx_logits.argmax(1) == torch_logits.argmax(1)).all()
+
+
+def test_parity_failure_is_loud(folder_run, tmp_path):
+    cfg, out, _ = folder_run
+    dm = build_datamodule(cfg)
+    net = build_module(cfg, dm).net.eval()
+    path = export_onnx(net, read_card(out / "model.onnx"), tmp_path / "m.onnx")
+    batch = np.stack([dm.eval_dataset("val")[i][0].numpy() for i in range(3)])
+    assert check_parity(net, path, batch)["max_abs_diff"] < 1e-4
+    with torch.no_grad():
+        net.classifier[-1].bias.add_(0.01)  # every logit moves by 1e-2: same top-1, beyond 1e-4
+    with pytest.raises(ParityError, match="does not match PyTorch"):
+        check_parity(net, path, batch)
+
+
+def test_bpu_bundle_holds_unnormalised_rgb_calibration(folder_run):
+    cfg, out, _ = folder_run
+    config = yaml.safe_load((out / "bpu" / "config.yaml").read_text())
+    assert config["model_parameters"]["march"] == "bayes-e"
+    assert config["model_parameters"]["onnx_model"] == "../model.onnx"
+    inputs = config["input_parameters"]
+    assert inputs["input_shape"] == "1x3x64x64" and inputs["norm_type"] == "data_mean_and_scale"
+    np.testing.assert_allclose([float(v) for v in inputs["mean_value"].split()], [123.675, 116.28, 103.53], atol=1e-3)
+    np.testing.assert_allclose([float(v) for v in inputs["scale_value"].split()],
+                               [1 / (255 * s) for s in (0.229, 0.224, 0.225)], rtol=1e-4)
+    files = sorted((out / "bpu" / "calibration").glob("*.bin"))
+    dm = build_datamodule(cfg)
+    assert len(files) == min(cfg.export.calibration_images, len(dm.split.train))
+    first = np.fromfile(files[0], dtype=np.float32).reshape(1, 3, 64, 64)
+    image = cv2.imread(str(dm.split.train[0].rgb_path), cv2.IMREAD_COLOR)
+    expected = cv2.cvtColor(cv2.resize(image, (64, 64), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    np.testing.assert_allclose(first[0], expected.transpose(2, 0, 1).astype(np.float32), atol=1e-3)
+
+
+def test_resume_continues_from_the_last_checkpoint(synthetic_folder, tmp_path):
+    """An interrupted run (here: one epoch of two) continues from checkpoints/last.ckpt."""
+    common = ("data.glob=*.jpg", "export.bpu=false", "model.scheduler=null")
+    first = run(make_cfg(smoke_overrides(tmp_path / "a", str(synthetic_folder), *common, "trainer.max_epochs=1")))
+    last = tmp_path / "a" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=False)["epoch"] == 0
+    resumed = run(make_cfg(smoke_overrides(tmp_path / "b", str(synthetic_folder), *common, f"ckpt_path={last}")))
+    assert first["training"]["epochs"] == 1 and resumed["training"]["epochs"] == 2
+    logged = (tmp_path / "b" / "logs" / "metrics.csv").read_text().splitlines()
+    assert {int(row.split(",")[0]) for row in logged[1:] if row} == {1}, logged[:3]  # only the second epoch ran
