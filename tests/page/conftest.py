@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ CHROMIUM_ARGS = [
 ]
 TABLET_LANDSCAPE = {"width": 1024, "height": 768}
 TABLET_PORTRAIT = {"width": 768, "height": 1024}
+SCREENSHOT_DIR = Path(os.environ.get("PAGE_SCREENSHOT_DIR", "/tmp"))  # page-*.png, to look at
 WAIT_MS = 15_000  # captures write and fsync ~1 MB each; the suite shares 2 cores with other tests
 
 expect.set_options(timeout=WAIT_MS)
@@ -30,7 +32,8 @@ expect.set_options(timeout=WAIT_MS)
 def agent(tmp_path_factory) -> Iterator[AgentProcess]:
     """A real ``python -m rdk_agent`` on the synthetic camera, shared by the page tests (they count deltas)."""
     root = tmp_path_factory.mktemp("page-agent")
-    process = AgentProcess(root / "data", root / "models", token="page-test-token")
+    config = {"inspection": {"poll_interval_s": 0.1, "intra_op_threads": 1}}  # quick pickup of deployed models
+    process = AgentProcess(root / "data", root / "models", token="page-test-token", config=config)
     process.start()
     yield process
     process.stop()

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
-import pytest
 import requests
 from playwright.sync_api import expect
 
 from tests.helpers.agent_process import AgentProcess
 from tests.helpers.onnx_models import write_low_confidence, write_valid
 from tests.page.conftest import open_logged_in
-
-
-@pytest.fixture(scope="module")
-def inspect_agent(tmp_path_factory) -> Iterator[AgentProcess]:
-    """An agent of its own: these tests deploy models into its models dir."""
-    root = tmp_path_factory.mktemp("page-inspect")
-    config = {"inspection": {"poll_interval_s": 0.1, "intra_op_threads": 1}}
-    process = AgentProcess(root / "data", root / "models", token="page-inspect-token", config=config)
-    process.start()
-    yield process
-    process.stop()
 
 
 def model_status(agent: AgentProcess) -> dict:
@@ -37,8 +24,10 @@ def wait_for_state(agent: AgentProcess, state: str, timeout: float = 15.0) -> di
     return status
 
 
-def test_inspect_shows_engine_reason_probabilities_and_rule_measures(inspect_agent, page):
-    agent = inspect_agent
+def test_inspect_shows_engine_reason_probabilities_and_rule_measures(agent, page):
+    """Deploys models into the shared agent (no other page test depends on its model state)."""
+    wait_for_state(agent, "no_model")
+    counters = model_status(agent)["counters"]["engine"]
     open_logged_in(page, agent)
     expect(page.locator("#st-model")).to_have_text("rules only · no model deployed")
 
@@ -50,7 +39,7 @@ def test_inspect_shows_engine_reason_probabilities_and_rule_measures(inspect_age
     expect(result.locator(".engine-reason")).to_have_text("no model deployed")
     expect(result.locator(".measures dt", has_text="width mm")).to_have_count(1)
     expect(result.locator(".latency")).to_contain_text("ms")
-    assert model_status(agent)["counters"]["engine"]["rules"] == 1
+    assert model_status(agent)["counters"]["engine"]["rules"] == counters["rules"] + 1
 
     # A confident model whose winner is "spatter": ONNX decides, no fallback reason, all five probabilities.
     write_valid(agent.models_dir / "model.onnx", dominant="spatter", margin=8.0)
@@ -64,7 +53,7 @@ def test_inspect_shows_engine_reason_probabilities_and_rule_measures(inspect_age
     expect(result.locator(".prob").first.locator(".prob-name")).to_have_text("spatter")
     assert float(result.locator(".verdict-pct").inner_text().rstrip("%")) > 90
     expect(result.locator(".verdict-conf small")).to_have_text("confidence")
-    assert model_status(agent)["counters"]["engine"]["onnx"] == 1
+    assert model_status(agent)["counters"]["engine"]["onnx"] == counters["onnx"] + 1
 
     # A model that is never sure: the rules decide with reason low_confidence, the model's view still shown.
     write_low_confidence(agent.models_dir / "model.onnx")

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 import requests
 from playwright.sync_api import expect
 
-from tests.page.conftest import TABLET_LANDSCAPE, TABLET_PORTRAIT, open_logged_in
-
-SCREENSHOT_DIR = Path(os.environ.get("PAGE_SCREENSHOT_DIR", "/tmp"))
+from tests.page.conftest import SCREENSHOT_DIR, TABLET_LANDSCAPE, TABLET_PORTRAIT, open_logged_in
 
 
 @pytest.mark.parametrize("name, viewport", [("landscape", TABLET_LANDSCAPE), ("portrait", TABLET_PORTRAIT)])

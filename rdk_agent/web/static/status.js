@@ -98,6 +98,7 @@ export class StatusLine {
     setChip("st-camera", lost ? "camera lost" : "camera " + (camera.kind || "connected"), lost ? "bad" : "ok",
       lost ? message : undefined);
     this.banner.hidden = !lost;
+    this.banner.parentElement.classList.toggle("lost", lost);
     this.banner.textContent = lost ? `Camera lost: ${message}. Retrying…` : "";
 
     this.showModel(status.model || {});
