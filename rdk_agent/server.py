@@ -45,14 +45,18 @@ def serve(app: Flask, config: AgentConfig, on_ready: Callable[[str, int], None] 
     if on_ready is not None:
         on_ready(config.host, port)
 
+    services = app.extensions["rdk"]
+
     def _stop(signum, frame):
+        # End preview streams first: waitress waits (5 s at most) for busy threads when the loop stops.
+        services.closing.set()
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     try:
-        server.run()
-    except (SystemExit, KeyboardInterrupt):
-        log.info("stopping")
+        server.run()  # returns after SystemExit/KeyboardInterrupt, with its worker threads stopped
     finally:
-        app.extensions["rdk"].close()
+        log.info("stopping")
+        services.close()
         server.close()

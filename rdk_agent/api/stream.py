@@ -2,7 +2,8 @@
 
 All viewers share one camera reader and one JPEG encode per frame (see SharedCamera). Each viewer
 holds one server thread for as long as it watches, so viewers are capped (``max_streams``, 503
-beyond it) to keep threads for the API. While the camera is down the stream waits and resumes.
+beyond it, after a short wait for a viewer that just left) to keep threads for the API.
+While the camera is down the stream waits and resumes.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from rdk_agent.errors import ApiError
 bp = Blueprint("stream", __name__, url_prefix=API_PREFIX)
 BOUNDARY = "rdkframe"
 CAMERA_RETRY_S = 1.0
+SLOT_WAIT_S = 2.0  # a viewer that just left frees its slot at the stream's next write
 
 
 @bp.get("/stream.mjpg")
 def stream():
     """MJPEG preview until the client goes away or the agent stops."""
     svc = services()
-    if not svc.stream_slots.acquire(blocking=False):
+    if not svc.stream_slots.acquire(timeout=SLOT_WAIT_S):
         raise ApiError(503, "too_many_streams", f"{svc.config.max_streams} preview streams are open already")
     interval = 1.0 / svc.config.stream_fps
 
