@@ -1,4 +1,4 @@
-"""Camera lost and back: the page says so over the preview, shows capture errors, and recovers by itself."""
+"""Station faults on the page: camera lost and back (shown over the preview, cleared by itself), disk full (507)."""
 
 from __future__ import annotations
 
@@ -16,19 +16,25 @@ from tests.page.conftest import SCREENSHOT_DIR, open_logged_in
 
 @pytest.fixture
 def replay_agent(tmp_path) -> Iterator[tuple[AgentProcess, object]]:
-    """An agent replaying a folder of generated weld frames; the test takes the folder away and back."""
+    """An agent replaying a folder of generated weld frames, with a free-space reserve no disk can meet.
+
+    The test takes the folder away and back; every capture is refused with 507 for lack of space.
+    """
     folder = tmp_path / "frames"
     folder.mkdir()
     generator = SyntheticWeldGenerator(seed=3, width=320, height=240)
     for i, label in enumerate(("good", "porosity", "spatter")):
         cv2.imwrite(str(folder / f"{i:02d}_{label}.png"), generator.generate(label).rgb)
-    process = AgentProcess(tmp_path / "data", tmp_path / "models", token="page-camera-token", camera=f"replay:{folder}")
+    config = {"free_space_reserve_bytes": 2**60}
+    process = AgentProcess(
+        tmp_path / "data", tmp_path / "models", token="page-camera-token", camera=f"replay:{folder}", config=config
+    )
     process.start()
     yield process, folder
     process.stop()
 
 
-def test_camera_lost_is_shown_and_clears_when_frames_return(replay_agent, page):
+def test_camera_loss_and_a_full_disk_are_shown_and_the_page_recovers(replay_agent, page):
     agent, folder = replay_agent
     open_logged_in(page, agent)
     camera = page.locator("#st-camera")
@@ -48,17 +54,21 @@ def test_camera_lost_is_shown_and_clears_when_frames_return(replay_agent, page):
 
     # A capture while the camera is away fails visibly; the page and the API keep working.
     page.keyboard.press("1")
-    expect(page.locator(".toast-error")).to_contain_text("Capture good failed")
+    expect(page.locator(".toast-error").last).to_contain_text("Capture good failed. Unavailable: no images in")
     page.screenshot(path=str(SCREENSHOT_DIR / "page-camera-lost.png"))
-    assert requests.get(agent.api("captures"), headers=agent.auth, timeout=5).json()["total"] == 0
+    assert requests.get(agent.api("healthz"), timeout=5).status_code == 200
 
     away.rename(folder)  # plugged back in
     expect(banner).to_be_hidden()
     expect(camera).to_have_attribute("data-state", "ok")
+
+    # Disk full: the capture is refused with the agent's message, nothing is stored, the counts stay.
     page.keyboard.press("2")
-    expect(page.locator('#progress .progress-row[data-label="porosity"]')).to_have_attribute("data-count", "1")
-    # The refused capture is the only failed request, seen once by the network log and once by the console.
-    assert sorted(page.log.errors) == [
-        "HTTP 503 " + agent.api("captures"),
-        "console: Failed to load resource: the server responded with a status of 503 (SERVICE UNAVAILABLE)",
-    ]
+    expect(page.locator(".toast-error").last).to_contain_text("Capture porosity failed. Disk full:")
+    expect(page.locator(".toast-error").last).to_contain_text("free_space_reserve_bytes")
+    assert requests.get(agent.api("captures"), headers=agent.auth, timeout=5).json()["total"] == 0
+    expect(page.locator('#progress .progress-row[data-label="porosity"]')).to_have_attribute("data-count", "0")
+    # The two refused captures are the only failed requests (each seen by the network log and the console).
+    failed = sorted(e for e in page.log.errors if e.startswith("HTTP"))
+    assert failed == ["HTTP 503 " + agent.api("captures"), "HTTP 507 " + agent.api("captures")]
+    assert all("Failed to load resource" in e for e in page.log.errors if not e.startswith("HTTP"))
