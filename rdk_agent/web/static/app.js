@@ -91,6 +91,12 @@ async function start() {
     }
   });
 
+  document.addEventListener("visibilitychange", () => {
+    if (document.hidden) preview.stop();
+    else if (!stopped) preview.start();
+  });
+  window.addEventListener("pagehide", () => preview.stop());
+
   preview.start();
   progress.refresh();
   gallery.reload();

@@ -26,7 +26,10 @@ export class Gallery {
     this.offset = 0;
     this.generation = 0;
     this.buildFilter();
-    this.filter.addEventListener("change", () => this.reload());
+    this.filter.addEventListener("change", () => {
+      this.filter.blur(); // hand the keyboard back to the label keys
+      this.reload();
+    });
     this.more.addEventListener("click", () => this.loadPage());
   }
 
@@ -141,6 +144,7 @@ export class Gallery {
       toast("Relabel failed. " + describeError(err), "error");
     } finally {
       select.disabled = false;
+      select.blur(); // hand the keyboard back to the label keys
     }
   }
 

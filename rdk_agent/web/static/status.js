@@ -37,22 +37,26 @@ export class LivePreview {
   constructor() {
     this.img = document.getElementById("live");
     this.timer = null;
+    this.running = false;
     this.img.addEventListener("error", () => this.retry());
   }
 
   start() {
     clearTimeout(this.timer);
+    this.running = true;
     this.img.src = "/api/v1/stream.mjpg?t=" + Date.now();
   }
 
+  /** Close the stream (hidden tab, logout): each viewer holds one of the agent's few stream slots. */
   stop() {
     clearTimeout(this.timer);
+    this.running = false;
     this.img.removeAttribute("src");
   }
 
   retry() {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.start(), RETRY_MS);
+    if (this.running) this.timer = setTimeout(() => this.start(), RETRY_MS);
   }
 }
 
