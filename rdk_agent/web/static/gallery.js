@@ -7,11 +7,13 @@ const PAGE_SIZE = 24;
 const REVIEW = "__review__";
 const CONFIRM_MS = 3000;
 
-/** Format an ISO 8601 capture time as local date and time. */
+/** Format an ISO 8601 capture time compactly: the time today, else the date and time. */
 function formatTime(value) {
   const date = new Date(value);
   if (Number.isNaN(date.getTime())) return "";
-  return date.toLocaleString([], { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  const time = date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+  if (date.toDateString() === new Date().toDateString()) return time;
+  return date.toLocaleDateString([], { month: "short", day: "numeric" }) + " " + time;
 }
 
 export class Gallery {
