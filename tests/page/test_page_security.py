@@ -92,6 +92,18 @@ def test_token_link_logs_in_and_drops_the_token_from_the_address(agent, page):
     assert "token" not in page.url
     assert page.log.errors == []
 
+    # The policy is in force: an injected inline script does not run, and Chromium reports the violation.
+    ran = page.evaluate(
+        """() => { const s = document.createElement("script"); s.textContent = "window.__inline = 1";
+                   document.body.append(s); return window.__inline === 1; }"""
+    )
+    assert ran is False
+    for _ in range(100):  # console messages arrive asynchronously
+        if any("Content Security Policy" in e for e in page.log.errors):
+            break
+        page.wait_for_timeout(50)
+    assert any("Content Security Policy" in e for e in page.log.errors), page.log.errors
+
 
 def test_a_lost_session_brings_back_the_login_form(agent, page):
     page.goto(f"{agent.url}/?token={agent.token}", wait_until="domcontentloaded")
