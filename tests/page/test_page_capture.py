@@ -6,6 +6,8 @@ import gzip
 import io
 import tarfile
 
+import cv2
+import numpy as np
 import requests
 from playwright.sync_api import expect
 
@@ -126,3 +128,30 @@ def test_download_button_streams_the_dataset_with_the_session_cookie(agent, page
     assert "manifest.json" in names
     stats = requests.get(agent.api("dataset/stats"), headers=agent.auth, timeout=5).json()
     assert sum(1 for n in names if n.endswith("rgb.png")) == stats["labelled"]
+
+
+def test_gallery_filter_and_load_more_page_through_a_label(agent, page):
+    # 30 small uploads of one label, fast to store: more than one gallery page (24).
+    rng = np.random.default_rng(5)
+    for _ in range(30):
+        _, png = cv2.imencode(".png", rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+        files = {"image": ("frame.png", png.tobytes(), "image/png")}
+        response = requests.post(agent.api("captures"), files=files, data={"label": "undercut"}, headers=agent.auth, timeout=10)
+        assert response.status_code == 201, response.text
+    total = api_count(agent, "undercut")
+
+    open_logged_in(page, agent)
+    page.locator("#gallery-filter").select_option("undercut")
+    cards = page.locator("#gallery .shot")
+    expect(cards).to_have_count(24)
+    more = page.locator("#load-more")
+    expect(more).to_be_visible()
+    more.click()
+    expect(cards).to_have_count(min(total, 48))
+    labels = set(cards.evaluate_all("cards => cards.map(c => c.dataset.label)"))
+    assert labels == {"undercut"}
+    ids = cards.evaluate_all("cards => cards.map(c => c.dataset.id)")
+    assert len(set(ids)) == len(ids)  # pages do not overlap
+    if total <= 48:
+        expect(more).to_be_hidden()
+    assert page.log.errors == []
