@@ -136,7 +136,8 @@ def test_gallery_filter_and_load_more_page_through_a_label(agent, page):
     for _ in range(30):
         _, png = cv2.imencode(".png", rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
         files = {"image": ("frame.png", png.tobytes(), "image/png")}
-        response = requests.post(agent.api("captures"), files=files, data={"label": "undercut"}, headers=agent.auth, timeout=10)
+        form = {"label": "undercut"}
+        response = requests.post(agent.api("captures"), files=files, data=form, headers=agent.auth, timeout=10)
         assert response.status_code == 201, response.text
     total = api_count(agent, "undercut")
 
