@@ -3,8 +3,10 @@
 For each frame the inspector takes the serving model once (so a hot swap never disturbs it),
 runs it under a deadline, and lets the rules decide when there is no usable answer:
 ``no_model``, ``load_failed``, ``schema_mismatch``, ``inference_error``, ``timeout`` or
-``low_confidence``. The rules run on every frame when configured, so an operator always sees
-their measures next to the model's probabilities. Thread-safe: waitress calls it from many threads.
+``low_confidence``. With ``rules="always"`` the rules run on every frame, so an operator always
+sees their measures next to the model's probabilities; with ``rules="on_fallback"`` they run only
+when the model cannot decide (``rules`` is then ``null`` in a result the model decided).
+Thread-safe: waitress calls it from many threads.
 """
 
 from __future__ import annotations
@@ -47,7 +49,9 @@ class Inspector:
         self.settings = settings or models.settings
         self.telemetry = telemetry or models.telemetry
         self.watchdog = DeadlineWatchdog()
-        self._rule_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rules") if rules else None
+        self._always_rules = rules is not None and self.settings.rules == "always"
+        parallel = self._always_rules and self.settings.parallel_rules
+        self._rule_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rules") if parallel else None
 
     def close(self) -> None:
         """Stop the helper threads."""
@@ -59,13 +63,13 @@ class Inspector:
         """Inspect one BGR frame (and optional uint16 depth in mm); returns the JSON-ready result."""
         started = time.perf_counter()
         rules_future: Future | None = None
-        if self._rule_pool is not None and self.settings.parallel_rules:
+        if self._rule_pool is not None:
             rules_future = self._rule_pool.submit(self._run_rules, rgb, depth)
         active = self.models.active  # read once: this request stays on this model even if a swap happens
         prediction, reason, error = self._run_model(active, rgb, depth)
         if rules_future is not None:
             rule_dict, rule_label, rules_s = rules_future.result()
-        elif self.rules is not None:
+        elif self.rules is not None and (self._always_rules or reason is not None):
             rule_dict, rule_label, rules_s = self._run_rules(rgb, depth)
         else:
             rule_dict, rule_label, rules_s = None, None, 0.0

@@ -1,4 +1,18 @@
-"""InspectionSettings: the ``inspection`` section of the agent config, validated."""
+"""InspectionSettings: the ``inspection`` section of the agent config, validated.
+
+``rules`` chooses when the rule-based evaluator runs:
+
+* ``"always"`` (the default): on every frame, alongside the model when ``parallel_rules`` is on.
+  The operator page then always shows the rule measures (width, height, pores, spatter) next to
+  the model's probabilities, and a fallback costs no extra latency because the rules are already
+  done. The price is CPU: the rules take tens of milliseconds per 640x480 frame, often more than
+  the model itself, and on the board they compete with inference, capture and the preview stream.
+* ``"on_fallback"``: only when the model cannot decide (no model, refused model, inference error,
+  timeout, low confidence). A frame the model decides costs the model alone, and its result has
+  ``rules: null``. A frame that falls back pays model and rules one after the other.
+  ``parallel_rules`` has no effect in this mode. Use it for throughput (live loop, many stations
+  per board, batch inspection), and when rule measures are not needed for confident frames.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +20,8 @@ import dataclasses
 from dataclasses import dataclass
 
 from rdk_agent.inspection.onnx_model import DEFAULT_INTRA_OP_THREADS
+
+RULES_MODES = ("always", "on_fallback")
 
 
 @dataclass(frozen=True)
@@ -18,7 +34,8 @@ class InspectionSettings:
     intra_op_threads: int = DEFAULT_INTRA_OP_THREADS
     max_consecutive_timeouts: int = 3  # then the model rests for unhealthy_cooldown_s
     unhealthy_cooldown_s: float = 30.0
-    parallel_rules: bool = True  # run the rules alongside ONNX Runtime instead of after it
+    rules: str = "always"  # when the rules run: always | on_fallback (see the module docstring)
+    parallel_rules: bool = True  # with rules="always": run them alongside ONNX Runtime instead of after it
     model_filename: str = "model.onnx"
     poll_interval_s: float = 0.5  # models-dir watch period
     keep_models: int = 3  # good models kept for rollback
@@ -36,6 +53,8 @@ class InspectionSettings:
         for name in ("intra_op_threads", "keep_models", "max_consecutive_timeouts"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"inspection.{name} must be at least 1, got {getattr(self, name)}")
+        if self.rules not in RULES_MODES:
+            raise ValueError(f"inspection.rules must be one of {', '.join(RULES_MODES)}, got {self.rules!r}")
         if "/" in self.model_filename or not self.model_filename.endswith(".onnx"):
             raise ValueError(f"inspection.model_filename must be a bare *.onnx name, got {self.model_filename!r}")
 

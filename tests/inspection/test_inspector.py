@@ -144,3 +144,41 @@ def test_concurrent_inspections_are_consistent(make_inspector, weld_frame):
 def test_reasons_are_the_documented_set():
     assert FALLBACK_REASONS == ("no_model", "load_failed", "schema_mismatch", "inference_error", "timeout",
                                 "low_confidence")
+
+
+def test_on_fallback_skips_the_rules_when_the_model_decides(make_inspector, weld_frame):
+    inspector = make_inspector(lambda p: om.write_valid(p, dominant="spatter"), rules="on_fallback")
+    for _ in range(2):
+        result = inspector.inspect(weld_frame.rgb, weld_frame.depth)
+        assert (result["engine"], result["fallback_reason"], result["label"]) == ("onnx", None, "spatter")
+        assert result["rules"] is None and result["latency_ms"]["rules"] == 0.0
+        assert result["onnx"]["label"] == "spatter" and result["latency_ms"]["inference"] > 0
+
+
+@pytest.mark.parametrize(
+    ("writer", "reason"),
+    [(None, "no_model"), (om.write_wrong_schema_hash, "schema_mismatch"), (om.write_low_confidence, "low_confidence")],
+)
+def test_on_fallback_runs_the_rules_when_the_model_cannot_decide(make_inspector, weld_frame, writer, reason):
+    inspector = make_inspector(writer, rules="on_fallback")
+    result = inspector.inspect(weld_frame.rgb, weld_frame.depth)
+    assert (result["engine"], result["fallback_reason"]) == ("rules", reason)
+    assert result["label"] == result["rules"]["label"]
+    check_rules_ran(result)
+
+
+def test_on_fallback_after_an_inference_error(make_inspector):
+    inspector = make_inspector(om.write_nan_on_dark, rules="on_fallback")
+    dark = np.full((240, 320, 3), 15, dtype=np.uint8)
+    result = inspector.inspect(dark, None)
+    assert (result["engine"], result["fallback_reason"]) == ("rules", "inference_error")
+    assert result["rules"] is not None and result["label"] == result["rules"]["label"]
+    bright = inspector.inspect(np.full((240, 320, 3), 200, dtype=np.uint8), None)
+    assert bright["engine"] == "onnx" and bright["rules"] is None
+
+
+def test_rules_mode_is_validated():
+    assert InspectionSettings.from_dict({"rules": "on_fallback"}).rules == "on_fallback"
+    assert InspectionSettings().rules == "always"
+    with pytest.raises(ValueError, match="always, on_fallback"):
+        InspectionSettings.from_dict({"rules": "sometimes"})
