@@ -76,7 +76,7 @@ class WeldDataModule(L.LightningDataModule):
             shuffle=sampler is None,
             sampler=sampler,
             num_workers=self.num_workers,
-            drop_last=len(data) > self.batch_size,
+            drop_last=len(data) >= 4 * self.batch_size,  # no 1-image BatchNorm batch on real-sized sets
             persistent_workers=self.num_workers > 0,
         )
 

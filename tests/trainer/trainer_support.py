@@ -15,7 +15,8 @@ from rdk_agent.camera.synthetic import LABELS, SyntheticWeldGenerator
 from tests.helpers.agent_process import AgentProcess
 
 PER_CLASS = 8
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "desktop_trainer" / "configs"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONFIG_DIR = REPO_ROOT / "desktop_trainer" / "configs"
 
 
 def make_cfg(overrides: list[str]) -> DictConfig:
