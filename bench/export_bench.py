@@ -4,7 +4,9 @@ Fills a fresh data dir with N captures through CaptureStore (the agent's own sto
 synthetic weld frames made distinct per capture), starts ``python -m rdk_agent`` on it, then
 downloads ``dataset/export`` as tar and tar.gz while sampling the agent's RSS from /proc.
 
-    python bench/export_bench.py --captures 2000 --work /tmp/export-bench [--out bench/out/export.json]
+    python bench/export_bench.py --captures 2000 --work /tmp/export-bench [--keep] [--out bench/out/export.json]
+
+``--keep`` keeps the filled data dir, and a later run with ``--keep`` reuses it (no refill).
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ def main() -> int:
     p.add_argument("--out", type=Path)
     p.add_argument("--keep", action="store_true", help="keep the filled data dir for another run")
     p.add_argument("--verify", action="store_true", help="also sha256 the download on the client")
+    p.add_argument("--formats", default="tar,tar.gz", help="comma-separated export formats to time")
     args = p.parse_args()
 
     data_dir = args.work / "data"
@@ -126,7 +129,7 @@ def main() -> int:
         manifest = DatasetManifest.from_dict(requests.get(agent.api("dataset/manifest"), headers=agent.auth).json())
         report["manifest_samples"] = len(manifest.samples)
         report["dataset_mib"] = round(sum(f.bytes for s in manifest.samples for f in s.files()) / MiB, 1)
-        report["exports"] = [download(agent, fmt, args.verify) for fmt in ("tar", "tar.gz")]
+        report["exports"] = [download(agent, fmt, args.verify) for fmt in args.formats.split(",")]
         report["agent_vmhwm_mib"] = round(rss(agent.proc.pid, "VmHWM") / MiB, 1)
     finally:
         agent.stop()

