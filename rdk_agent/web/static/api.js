@@ -1,6 +1,6 @@
 // Thin client for the agent's JSON API under /api/v1. Auth rides on the session cookie.
 
-export const API = "/api/v1";
+const API = "/api/v1";
 
 /** An error answered by the agent: HTTP status plus its {"error": {"code", "message"}} body. */
 export class ApiError extends Error {

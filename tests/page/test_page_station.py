@@ -1,8 +1,9 @@
-"""Station faults on the page: camera lost and back (shown over the preview, cleared by itself), disk full (507),
-with the live inspection loop's results shown as they come."""
+"""A station of another kind on the page: its own label schema, a replay camera that is lost and comes back
+(shown over the preview, cleared by itself), a full disk (507), and the live inspection loop's results."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import cv2
@@ -16,28 +17,42 @@ from tests.page.conftest import SCREENSHOT_DIR, open_logged_in
 
 
 @pytest.fixture
-def replay_agent(tmp_path) -> Iterator[tuple[AgentProcess, object]]:
-    """An agent replaying a folder of generated weld frames, inspecting them continuously, with a
-    free-space reserve no disk can meet: the test takes the folder away and back, and every capture
-    is refused with 507 for lack of space.
+def casting_agent(tmp_path) -> Iterator[tuple[AgentProcess, object]]:
+    """A casting station's agent: its own labels (one without a colour, one without a key), replaying a
+    folder of generated frames, inspecting them continuously, with a free-space reserve no disk can
+    meet. The test takes the folder away and back; every capture is refused with 507 for lack of space.
     """
     folder = tmp_path / "frames"
     folder.mkdir()
     generator = SyntheticWeldGenerator(seed=3, width=320, height=240)
     for i, label in enumerate(("good", "porosity", "spatter")):
         cv2.imwrite(str(folder / f"{i:02d}_{label}.png"), generator.generate(label).rgb)
+    labels = tmp_path / "casting-labels.json"
+    casting = [
+        {"name": "ok", "is_defect": False, "key": "1", "colour": "#00aa55"},
+        {"name": "crack", "key": "2"},
+        {"name": "blowhole"},
+    ]
+    labels.write_text(json.dumps({"name": "casting", "labels": casting}))
     config = {"free_space_reserve_bytes": 2**60, "inspection": {"loop": True, "loop_interval_s": 1.0}}
-    process = AgentProcess(
-        tmp_path / "data", tmp_path / "models", token="page-camera-token", camera=f"replay:{folder}", config=config
-    )
+    camera, args = f"replay:{folder}", ["--labels", str(labels)]
+    process = AgentProcess(tmp_path / "data", tmp_path / "models", camera=camera, config=config, args=args)
     process.start()
     yield process, folder
     process.stop()
 
 
-def test_camera_loss_and_a_full_disk_are_shown_and_the_page_recovers(replay_agent, page):
-    agent, folder = replay_agent
+def test_camera_loss_and_a_full_disk_are_shown_and_the_page_recovers(casting_agent, page):
+    agent, folder = casting_agent
     open_logged_in(page, agent)
+    buttons = page.locator(".label-btn")
+    expect(buttons).to_have_count(3)
+    assert buttons.evaluate_all("bs => bs.map(b => b.dataset.label)") == ["ok", "crack", "blowhole"]
+    expect(buttons.nth(2).locator("kbd")).to_be_hidden()  # no key bound
+    assert buttons.nth(0).evaluate("b => getComputedStyle(b).borderTopColor") == "rgb(0, 170, 85)"
+    palette = buttons.nth(1).evaluate("b => getComputedStyle(b).borderTopColor")
+    assert palette.startswith("rgb(") and palette != buttons.nth(2).evaluate("b => getComputedStyle(b).borderTopColor")
+    expect(page.locator("#progress .progress-row")).to_have_count(3)
     camera = page.locator("#st-camera")
     banner = page.locator("#camera-banner")
     expect(camera).to_have_attribute("data-state", "ok")
@@ -58,7 +73,7 @@ def test_camera_loss_and_a_full_disk_are_shown_and_the_page_recovers(replay_agen
 
     # A capture while the camera is away fails visibly; the page and the API keep working.
     page.keyboard.press("1")
-    expect(page.locator(".toast-error").last).to_contain_text("Capture good failed. Unavailable: no images in")
+    expect(page.locator(".toast-error").last).to_contain_text("Capture ok failed. Unavailable: no images in")
     page.screenshot(path=str(SCREENSHOT_DIR / "page-camera-lost.png"))
     assert requests.get(agent.api("healthz"), timeout=5).status_code == 200
 
@@ -68,10 +83,10 @@ def test_camera_loss_and_a_full_disk_are_shown_and_the_page_recovers(replay_agen
 
     # Disk full: the capture is refused with the agent's message, nothing is stored, the counts stay.
     page.keyboard.press("2")
-    expect(page.locator(".toast-error").last).to_contain_text("Capture porosity failed. Disk full:")
+    expect(page.locator(".toast-error").last).to_contain_text("Capture crack failed. Disk full:")
     expect(page.locator(".toast-error").last).to_contain_text("free_space_reserve_bytes")
     assert requests.get(agent.api("captures"), headers=agent.auth, timeout=5).json()["total"] == 0
-    expect(page.locator('#progress .progress-row[data-label="porosity"]')).to_have_attribute("data-count", "0")
+    expect(page.locator('#progress .progress-row[data-label="crack"]')).to_have_attribute("data-count", "0")
     # The two refused captures are the only failed requests (each seen by the network log and the console).
     # (The agent answers 404 to inspect/latest until its loop has a first result; a slow start may see one.)
     latest_404 = "HTTP 404 " + agent.api("inspect/latest")
