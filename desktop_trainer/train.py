@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from desktop_trainer.data.datamodule import WeldDataModule
+from desktop_trainer.data.samples import DataError
 from desktop_trainer.data.sources import resolve_sources
 from desktop_trainer.finalize import finalize
 from desktop_trainer.models.backbones import build_backbone
@@ -56,7 +57,8 @@ def build_datamodule(cfg: DictConfig) -> WeldDataModule:
         progress=bool(d.progress),
     )
     if d.use_depth and not dataset.has_depth:
-        raise ValueError("data.use_depth=true but not every sample has a depth map; set data.use_depth=false")
+        missing = next(s.id for s in dataset.samples if s.depth_path is None)
+        raise DataError(f"data.use_depth=true but sample {missing} has no depth map; set data.use_depth=false")
     return WeldDataModule(
         dataset,
         input_contract(d),

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import requests
+import yaml
 
 from desktop_trainer.data.agent import sync_agent
 from desktop_trainer.data.cache import ObjectCache
@@ -86,6 +87,21 @@ def test_smoke_training_from_an_exported_archive(live_agent_archive, tmp_path):
     metrics = run(make_cfg(smoke_overrides(tmp_path / "run", str(archive), "export.bpu=false")))
     assert metrics["dataset"]["samples"] == len(LABELS) * PER_CLASS
     assert read_card(tmp_path / "run" / "model.onnx").label_schema_hash == metrics["label_schema_hash"]
+
+
+def test_rgbd_training_puts_depth_in_a_fourth_channel(live_agent_archive, tmp_path, synthetic_folder):
+    archive = tmp_path / "export.tar.gz"
+    archive.write_bytes(live_agent_archive)
+    metrics = run(make_cfg(smoke_overrides(tmp_path / "run", str(archive), "data.use_depth=true",
+                                           "trainer.max_epochs=1", "export.calibration_images=4")))
+    card = read_card(tmp_path / "run" / "model.onnx")
+    assert card.input.channels == "rgbd" and len(card.input.mean) == 4
+    assert metrics["parity"]["top1_mismatches"] == 0
+    bpu = yaml.safe_load((tmp_path / "run" / "bpu" / "config.yaml").read_text())["input_parameters"]
+    assert bpu["input_shape"] == "1x4x64x64" and bpu["norm_type"] == "no_preprocess"
+    assert len(list((tmp_path / "run" / "bpu" / "calibration").glob("*.bin"))) == 4
+    with pytest.raises(DataError, match=r"data.use_depth=true but sample .* has no depth map"):
+        run(make_cfg(smoke_overrides(tmp_path / "rgb", str(synthetic_folder), "data.glob=*.jpg", "data.use_depth=1")))
 
 
 def test_two_process_cpu_ddp(live_agent_archive, tmp_path):
