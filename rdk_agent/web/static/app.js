@@ -6,7 +6,7 @@ import { InspectPanel } from "./inspect.js";
 import { CapturePad, Progress, withColours } from "./labels.js";
 import { LivePreview, StatusLine } from "./status.js";
 
-const STATUS_EVERY_MS = 3000;
+const STATUS_EVERY_MS = 2000;
 const REFRESH_DEBOUNCE_MS = 300;
 
 const $ = (id) => document.getElementById(id);
