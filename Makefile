@@ -57,5 +57,8 @@ demo: $(STAMP) ## The whole loop on this machine: collect, train, deploy, inspec
 demo-stop: ## Stop the agent that make demo left running
 	@if [ -f var/demo/board/agent.pid ]; then kill -- -$$(cat var/demo/board/agent.pid) 2>/dev/null && echo "demo agent stopped" || echo "demo agent was not running"; rm -f var/demo/board/agent.pid; else echo "no demo agent"; fi
 
+bench-accuracy: $(STAMP) ## Train the baseline on the magnetic-tile set (DATA=path) and print accuracy, F1, time
+	$(PY) bench/bench_accuracy.py $(DATA)
+
 bench-rules: $(STAMP) ## Rule-evaluator agreement with the synthetic generator's labels
 	$(PY) bench/rules_agreement.py
