@@ -187,6 +187,7 @@ def compare(agent: Agent, per_label: int) -> dict:
             hits["onnx"] += int((result.get("onnx") or {}).get("label") == label)
             hits["rules"] += int((result.get("rules") or {}).get("label") == label)
             hits["served"] += int(result["label"] == label)
+            hits["model_ran"] += int(result.get("onnx") is not None)
             done += 1
             progress(done, total, "fresh frames inspected")
     return {
@@ -194,6 +195,7 @@ def compare(agent: Agent, per_label: int) -> dict:
         "onnx_accuracy": hits["onnx"] / total,
         "rules_accuracy": hits["rules"] / total,
         "served_accuracy": hits["served"] / total,
+        "model_ran": hits["model_ran"],
         "engines": dict(engines),
     }
 
