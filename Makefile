@@ -11,7 +11,7 @@ RDK_DIR ?= /opt/rdk_agent
 DATA ?= ../shared/datasets/magnetic_tile
 PYTEST_ARGS ?=
 
-.PHONY: help setup test lint format agent train demo demo-stop bench bench-accuracy bench-rules deploy-rdk deploy-model clean
+.PHONY: help setup test lint format agent train demo demo-stop bench bench-accuracy bench-export bench-rules deploy-rdk deploy-model clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ demo-stop: ## Stop the agent that make demo left running
 
 bench-accuracy: $(STAMP) ## Train the baseline on the magnetic-tile set (DATA=path) and print accuracy, F1, time
 	$(PY) bench/bench_accuracy.py $(DATA)
+
+bench-export: $(STAMP) ## Export throughput and the agent's peak RSS on 2,000 captures
+	$(PY) bench/export_bench.py --captures 2000 --out bench/out/export.json
 
 bench-rules: $(STAMP) ## Rule-evaluator agreement with the synthetic generator's labels
 	$(PY) bench/rules_agreement.py
