@@ -1,0 +1,121 @@
+"""Helpers shared by the reliability tests: paging through captures, on-disk checks, tmpfs mounts, timing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import requests
+
+FULL = os.environ.get("RDK_RELIABILITY_FULL", "") not in ("", "0")
+OUT_DIR = Path(__file__).resolve().parents[2] / "bench" / "out"
+# What an agent's data dir may hold at its top level; anything else is an orphan.
+DATA_DIR_ENTRIES = {"samples", "staging", "trash", "quarantine", "cache", "index.sqlite3", "index.sqlite3-wal",
+                    "index.sqlite3-shm", "agent.lock", "token"}  # fmt: skip
+
+
+def all_captures(agent, timeout: float = 30) -> dict[str, dict]:
+    """Every indexed capture of ``agent``, by id, paging through ``GET captures``."""
+    out: dict[str, dict] = {}
+    offset: int | None = 0
+    while offset is not None:
+        r = requests.get(agent.api(f"captures?limit=500&offset={offset}"), headers=agent.auth, timeout=timeout)
+        assert r.status_code == 200, r.text
+        page = r.json()
+        out.update({c["id"]: c for c in page["items"]})
+        offset = page["next_offset"]
+    return out
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def check_data_dir(data_dir: Path, captures: dict[str, dict]) -> list[str]:
+    """Problems on disk: a capture's file missing or not matching its recorded sha256/size, a sample dir
+    nobody indexed, leftovers in staging or trash, an unexpected top-level entry. Empty when all is well."""
+    problems = []
+    for cid, rec in captures.items():
+        for kind, ref in rec["files"].items():
+            path = data_dir / ref["path"]
+            if not path.is_file():
+                problems.append(f"{cid}: {kind} file {ref['path']} missing")
+            elif path.stat().st_size != ref["bytes"] or sha256_file(path) != ref["sha256"]:
+                problems.append(f"{cid}: {kind} file {ref['path']} differs from its recorded sha256")
+    on_disk = {p.name for p in (data_dir / "samples").iterdir()}
+    problems += [f"orphan sample dir samples/{name}" for name in sorted(on_disk - set(captures))]
+    for work in ("staging", "trash"):
+        problems += [f"leftover {work}/{p.name}" for p in (data_dir / work).iterdir()]
+    problems += [f"unexpected entry {p.name} in the data dir" for p in data_dir.iterdir()
+                 if p.name not in DATA_DIR_ENTRIES]  # fmt: skip
+    return problems
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 15.0, interval: float = 0.05) -> object:
+    """Poll ``predicate`` until it returns something truthy; AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not reached in {timeout}s")
+        time.sleep(interval)
+
+
+def png_bytes(width: int = 160, height: int = 120, seed: int = 0) -> bytes:
+    """A small random RGB PNG."""
+    image = np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    return cv2.imencode(".png", image)[1].tobytes()
+
+
+def jpeg_bytes(width: int = 160, height: int = 120, seed: int = 0) -> bytes:
+    """A small random JPEG."""
+    image = np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
+    return cv2.imencode(".jpg", image)[1].tobytes()
+
+
+def mount_tmpfs(path: Path, size: str) -> str | None:
+    """Mount a tmpfs of ``size`` (e.g. ``8m``) on ``path``; the reason it failed, or None."""
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        run = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                             capture_output=True, text=True, timeout=20)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"cannot run mount: {exc}"
+    return None if run.returncode == 0 else f"mount -t tmpfs failed ({run.returncode}): {run.stderr.strip()}"
+
+
+def remount_tmpfs(path: Path, size: str) -> None:
+    """Resize a mounted tmpfs in place (its files stay)."""
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(path)], check=True, capture_output=True, timeout=20)
+
+
+def umount(path: Path) -> None:
+    """Unmount ``path`` (lazily, so a straggling process cannot make the test hang)."""
+    subprocess.run(["umount", "-l", str(path)], capture_output=True, timeout=20)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The ``q`` percentile (0-100) of ``values``, nearest rank; 0.0 for an empty list."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, int(np.ceil(q / 100.0 * len(ordered))) - 1))
+    return ordered[rank]
+
+
+def write_report(name: str, data: dict) -> Path:
+    """Write ``data`` as bench/out/<name>.json (for the closing figures) and return the path."""
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    path = OUT_DIR / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2, sort_keys=True))
+    return path
