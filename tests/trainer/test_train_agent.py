@@ -81,20 +81,15 @@ def test_smoke_training_from_a_live_agent(live_agent, tmp_path):
     assert metrics["parity"]["top1_mismatches"] == 0 and metrics["parity"]["max_abs_diff"] <= 1e-4
 
 
-def test_smoke_training_from_an_exported_archive(live_agent_archive, tmp_path):
-    archive = tmp_path / "export.tar.gz"
-    archive.write_bytes(live_agent_archive)
-    metrics = run(make_cfg(smoke_overrides(tmp_path / "run", str(archive), "export.bpu=false")))
-    assert metrics["dataset"]["samples"] == len(LABELS) * PER_CLASS
-    assert read_card(tmp_path / "run" / "model.onnx").label_schema_hash == metrics["label_schema_hash"]
-
-
-def test_rgbd_training_puts_depth_in_a_fourth_channel(live_agent_archive, tmp_path, synthetic_folder):
+def test_rgbd_smoke_training_from_an_exported_archive(live_agent_archive, tmp_path, synthetic_folder):
+    """The archive source, with depth as a fourth channel."""
     archive = tmp_path / "export.tar.gz"
     archive.write_bytes(live_agent_archive)
     metrics = run(make_cfg(smoke_overrides(tmp_path / "run", str(archive), "data.use_depth=true",
                                            "trainer.max_epochs=1", "export.calibration_images=4")))
+    assert metrics["dataset"]["samples"] == len(LABELS) * PER_CLASS
     card = read_card(tmp_path / "run" / "model.onnx")
+    assert card.label_schema_hash == metrics["label_schema_hash"] == card.label_schema["hash"]
     assert card.input.channels == "rgbd" and len(card.input.mean) == 4
     assert metrics["parity"]["top1_mismatches"] == 0
     bpu = yaml.safe_load((tmp_path / "run" / "bpu" / "config.yaml").read_text())["input_parameters"]
@@ -104,6 +99,7 @@ def test_rgbd_training_puts_depth_in_a_fourth_channel(live_agent_archive, tmp_pa
         run(make_cfg(smoke_overrides(tmp_path / "rgb", str(synthetic_folder), "data.glob=*.jpg", "data.use_depth=1")))
 
 
+@pytest.mark.slow
 def test_two_process_cpu_ddp(live_agent_archive, tmp_path):
     archive = tmp_path / "export.tar"
     archive.write_bytes(live_agent_archive)
