@@ -98,6 +98,7 @@ def create_app(config: AgentConfig, token: str | None = None, camera: CameraSour
     services = AgentServices(config=config, schema=schema, store=store, camera=SharedCamera(source))
 
     app = Flask("rdk_agent")
+    app.url_map.merge_slashes = False  # "a//b" (e.g. an id ending in %2F) is a JSON 404, not an HTML redirect
     app.config.update(MAX_CONTENT_LENGTH=config.max_upload_bytes, JSON_SORT_KEYS=False)
     app.json.sort_keys = False
     app.extensions["rdk"] = services

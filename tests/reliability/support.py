@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import subprocess
@@ -119,3 +120,39 @@ def write_report(name: str, data: dict) -> Path:
     path = OUT_DIR / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, sort_keys=True))
     return path
+
+
+class Tally:
+    """Bad inputs tried per endpoint, for the closing figures (printed and written to bench/out/)."""
+
+    counts: dict[str, int] = {}
+
+    @classmethod
+    def add(cls, endpoint: str, n: int = 1) -> None:
+        """Count ``n`` bad inputs sent to ``endpoint`` (``"METHOD /rule"``)."""
+        cls.counts[endpoint] = cls.counts.get(endpoint, 0) + n
+
+
+def raw_request(agent, method: str, path: str, headers: dict | None = None, body: bytes | None = None,
+                timeout: float = 15) -> tuple[int, dict[str, str], bytes]:  # fmt: skip
+    """Send ``path`` exactly as given (no dot-segment normalisation, unlike requests); ``(status, headers, body)``."""
+    conn = http.client.HTTPConnection("127.0.0.1", agent.port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def assert_json_error(status: int, headers: dict[str, str], body: bytes, expected: int | tuple[int, ...],
+                      what: object = "") -> dict:  # fmt: skip
+    """The answer is ``expected`` with a ``{"error": {"code", "message"}}`` JSON body and no stack trace."""
+    expected = (expected,) if isinstance(expected, int) else expected
+    assert status in expected, (what, status, body[:300])
+    assert headers.get("content-type", "").startswith("application/json"), (what, headers, body[:300])
+    error = json.loads(body)["error"]
+    assert isinstance(error["code"], str) and error["code"], (what, error)
+    assert isinstance(error["message"], str) and error["message"], (what, error)
+    assert b"Traceback" not in body and b'File "' not in body, (what, body[:300])
+    return error
