@@ -26,6 +26,8 @@ def json_object(allowed: set[str], required: set[str] = frozenset()) -> dict:
         data = json.loads(request.get_data(cache=True))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, "malformed_json", f"request body is not valid JSON: {exc}") from None
+    except RecursionError:  # e.g. 50,000 nested brackets: json raises this, not a ValueError
+        raise ApiError(400, "malformed_json", "request body is nested too deeply to be a request") from None
     if not isinstance(data, dict):
         raise ApiError(400, "malformed_json", "request body must be a JSON object")
     unknown = sorted(set(data) - allowed)
