@@ -25,7 +25,9 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     416: "range_not_satisfiable",
     429: "too_many_requests",
+    431: "request_header_fields_too_large",
     500: "internal_error",
+    501: "not_implemented",
     503: "unavailable",
     507: "insufficient_storage",
 }
@@ -39,6 +41,11 @@ class ApiError(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+
+def status_code_name(status: int) -> str:
+    """The machine ``code`` for an HTTP status, e.g. ``payload_too_large`` for 413."""
+    return _HTTP_CODES.get(status, "http_error")
 
 
 def error_response(status: int, code: str, message: str):
@@ -62,7 +69,7 @@ def register_error_handlers(app: Flask) -> None:
         if status == 413:
             limit = app.config.get("MAX_CONTENT_LENGTH")
             message = f"request body exceeds the configured limit of {limit} bytes (max_upload_bytes)"
-        response = error_response(status, _HTTP_CODES.get(status, "http_error"), message)
+        response = error_response(status, status_code_name(status), message)
         if status == 405 and exc.response is None:
             allowed = getattr(exc, "valid_methods", None)
             if allowed:

@@ -9,21 +9,28 @@ workers would each hold a copy of the model and fight over the camera.
 
 Limits: ``threads`` workers (16 by default; at most ``max_streams`` of them can be held by preview
 viewers), ``connection_limit`` sockets, bodies above 4x ``max_upload_bytes`` refused by waitress
-before buffering (bodies between 1x and 4x get the app's JSON 413), and at most 8 MiB of unsent
-output buffered per connection, which keeps a streaming export's memory flat on a slow client.
+before buffering (a client that claims 10 GB is refused on its headers; bodies between 1x and 4x are
+read and get the app's 413, which a client still sending its body receives more reliably), and at
+most 8 MiB of unsent output buffered per connection, which keeps a streaming export's memory flat on
+a slow client. waitress's own refusals (413, malformed requests) are JSON errors like the app's.
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
 import logging
 import signal
 from collections.abc import Callable
 
 from flask import Flask
 from waitress import create_server
+from waitress.channel import HTTPChannel
+from waitress.server import BaseWSGIServer
+from waitress.task import ErrorTask
 
 from rdk_agent.config import AgentConfig
+from rdk_agent.errors import status_code_name
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +54,31 @@ def tune_malloc() -> None:
         return
 
 
+class JsonErrorTask(ErrorTask):
+    """waitress's own refusals (body over the limit, malformed request line or headers) as ``{"error": ...}``."""
+
+    def execute(self) -> None:
+        """Write the JSON error and close the connection (the rest of the request is not read)."""
+        error = self.request.error
+        if error.code == 413:
+            limit = self.channel.server.upload_limit
+            message = f"request body exceeds the configured limit of {limit} bytes (max_upload_bytes)"
+        else:
+            message = f"{error.reason}: {error.body}"
+        body = json.dumps({"error": {"code": status_code_name(error.code), "message": message}}).encode()
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class JsonErrorChannel(HTTPChannel):
+    """An HTTP channel whose server-level errors are JSON."""
+
+    error_task_class = JsonErrorTask
+
+
 def serve(app: Flask, config: AgentConfig, on_ready: Callable[[str, int], None] | None = None) -> None:
     """Serve until SIGTERM/SIGINT, then close the app's services."""
     server = create_server(
@@ -61,6 +93,10 @@ def serve(app: Flask, config: AgentConfig, on_ready: Callable[[str, int], None] 
         asyncore_use_poll=True,
         ident="rdk-agent",
     )
+    for listener in [server, *getattr(server, "map", {}).values()]:  # one, or several for a multi-address host
+        if isinstance(listener, BaseWSGIServer):
+            listener.channel_class = JsonErrorChannel
+            listener.upload_limit = config.max_upload_bytes  # for JsonErrorTask's message
     port = server.effective_port
     if on_ready is not None:
         on_ready(config.host, port)
