@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from rdk_agent.api import register_api
 from rdk_agent.auth import install as install_auth
@@ -82,6 +83,13 @@ def load_schema(config: AgentConfig) -> LabelSchema:
     return load_label_schema(config.labels) if config.labels else default_weld_schema()
 
 
+def _refuse_oversize_body() -> None:
+    """413 for a body over max_upload_bytes on every route, also those that never read their body."""
+    length = request.content_length
+    if length is not None and length > current_app.config["MAX_CONTENT_LENGTH"]:
+        raise RequestEntityTooLarge()
+
+
 def create_app(config: AgentConfig, token: str | None = None, camera: CameraSource | None = None) -> Flask:
     """Build the agent app: storage (reconciled), camera, token policy, API blueprints."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -104,6 +112,7 @@ def create_app(config: AgentConfig, token: str | None = None, camera: CameraSour
     app.extensions["rdk"] = services
     register_error_handlers(app)
     install_auth(app, token)
+    app.before_request(_refuse_oversize_body)
     register_api(app)
     app.register_blueprint(web_bp)
     install_inspection(app)
