@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, jsonify, request, send_file, url_for
+from flask import Blueprint, Response, jsonify, request, send_file, url_for
 
 from rdk_agent.api import API_PREFIX, int_arg, json_object, services
 from rdk_agent.errors import ApiError
@@ -164,7 +164,9 @@ def depth(sample_id: str):
 def thumbnail(sample_id: str):
     """A small JPEG for the gallery, generated once and cached."""
     try:
-        path = services().store.thumbnail(sample_id)
+        thumb = services().store.thumbnail(sample_id)
     except FileNotFoundError as exc:
         raise ApiError(404, "not_found", str(exc)) from None
-    return send_file(path, mimetype="image/jpeg", conditional=True, max_age=3600)
+    if isinstance(thumb, bytes):  # not cached: the disk is full
+        return Response(thumb, mimetype="image/jpeg", headers={"Cache-Control": "no-store"})
+    return send_file(thumb, mimetype="image/jpeg", conditional=True, max_age=3600)

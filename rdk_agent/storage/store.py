@@ -174,14 +174,42 @@ class CaptureStore:
         with self._delete_lock:
             if self.index.get(sample_id) is None:
                 raise CaptureNotFound(sample_id)
-            src = self.samples_dir / sample_id
+            src, trashed = self.samples_dir / sample_id, self.trash_dir / sample_id
             if src.exists():
-                os.replace(src, self.trash_dir / sample_id)
+                os.replace(src, trashed)
                 fsync_dir(self.samples_dir)
-            self.index.delete(sample_id)
+            try:
+                self.index.delete(sample_id)
+            except sqlite3.OperationalError as exc:
+                if not _disk_full(exc):
+                    raise
+                self._delete_on_full_disk(sample_id, trashed)
             self.integrity.forget(sample_id)
             (self.thumbs_dir / f"{sample_id}.jpg").unlink(missing_ok=True)
         self._empty_trash_if_idle()
+
+    def _delete_on_full_disk(self, sample_id: str, trashed: Path) -> None:
+        """The row delete could not be committed for lack of space: free the sample's files, then commit.
+
+        A crash in between leaves a row whose files are missing, reported at the next start (never
+        silent). While an export streams, its files must stay: the delete is undone and refused.
+        """
+        with self._exports_lock:
+            streaming = self._exports > 0
+            if not streaming:
+                remove_tree(trashed)
+        if streaming:
+            if trashed.exists():
+                os.replace(trashed, self.samples_dir / sample_id)
+            raise InsufficientStorage(errno.ENOSPC, "disk full: retry the delete when the running export ends")
+        try:
+            self.index.delete(sample_id)
+        except sqlite3.OperationalError as exc:
+            if not _disk_full(exc):
+                raise
+            self.integrity.missing[sample_id] = "files removed to free space, but the disk is too full to drop its row"
+            message = f"disk full: the delete of {sample_id} cannot be recorded"
+            raise InsufficientStorage(errno.ENOSPC, message) from None
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -217,17 +245,25 @@ class CaptureStore:
         relpath = self.index.find_file(sha256)
         return self.path_of(relpath) if relpath else None
 
-    def thumbnail(self, sample_id: str) -> Path:
-        """A cached small JPEG of the capture, generated on first use."""
+    def thumbnail(self, sample_id: str) -> Path | bytes:
+        """A small JPEG of the capture: the cached file, generated on first use, or the JPEG bytes themselves
+        when the disk is too full to cache it (the gallery keeps working when the operator needs it most)."""
         rec = self.get(sample_id)
         thumb = self.thumbs_dir / f"{rec.id}.jpg"
         if not thumb.exists():
             image = cv2.imread(str(self.path_of(rec.rgb.path)), cv2.IMREAD_COLOR)
             if image is None:
                 raise FileNotFoundError(f"image of capture {rec.id} is unreadable")
+            jpeg = thumbnail_jpeg(image)
             tmp = thumb.with_name(f".{thumb.name}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(thumbnail_jpeg(image))
-            os.replace(tmp, thumb)
+            try:
+                tmp.write_bytes(jpeg)
+                os.replace(tmp, thumb)
+            except OSError as exc:
+                tmp.unlink(missing_ok=True)
+                if not _disk_full(exc):
+                    raise
+                return jpeg
         return thumb
 
     def exportable(self) -> list[CaptureRecord]:
