@@ -120,4 +120,5 @@ def test_eight_clients_capture_inspect_list_and_export(agent_process):
     lines = [f"{op:15s} {v['count']:5d} ({v['per_s']:6.2f}/s)  p50 {v['p50_ms']:8.1f} ms  p99 {v['p99_ms']:8.1f} ms"
              for op, v in report["operations"].items()]  # fmt: skip
     print(f"\nload: {CLIENTS} clients for {wall:.1f} s, 0 errors, {len(rec.acknowledged)} captures acknowledged, "
-          f"{len(present)} present, {len(rec.exported)} exports verified ({path})\n  " + "\n  ".join(lines))  # fmt: skip
+          f"{len(present)} present, {len(rec.exported)} exports verified ({path})")  # fmt: skip
+    print("  " + "\n  ".join(lines))
