@@ -116,6 +116,13 @@ def table(figures: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def markdown(figures: list[dict]) -> str:
+    """The table as Markdown (for bench/RESULTS.md and closing notes)."""
+    lines = table(figures).splitlines()
+    rows = [lines[0], lines[1].replace("-+-", " | "), *lines[2:]]
+    return "\n".join(f"| {row} |" for row in rows)
+
+
 def emit(figures: list[dict], out: Path | None) -> None:
     """Print the figures' notes and table; write them as JSON to ``out`` when given."""
     for f in figures:

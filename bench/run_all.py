@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import OUT_DIR, REPO, data_path, log, parser, table
+from bench.common import OUT_DIR, REPO, data_path, log, markdown, parser, table
 
 # (module, timeout in seconds). accuracy runs before p5: a short training run it makes is then reused.
 BENCHMARKS = [
@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         for note in f["notes"]:
             print(f"  [{f['id']}] {note}")
     print(table(figures))
-    print(f"results: {out}")
+    (OUT_DIR / "results.md").write_text(markdown(figures) + "\n")
+    print(f"results: {out} (table as Markdown: {OUT_DIR / 'results.md'})")
     return 0
 
 
