@@ -89,12 +89,14 @@ def main(argv: list[str] | None = None) -> int:
 
     def announce(host: str, port: int) -> None:
         shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
-        if created:
-            print(f"Generated a new API token, stored in {config.data_dir / 'token'} (mode 0600).")
-        elif os.environ.get(TOKEN_ENV):
-            print(f"Using the API token from {TOKEN_ENV}.")
         print(f"Listening on http://{host}:{port}")
-        print(f"Operator page: http://{shown}:{port}/?token={token}", flush=True)
+        if created:  # the one time the token is shown: the journal must not collect it at every restart
+            print(f"Generated a new API token, stored in {config.data_dir / 'token'} (mode 0600).")
+            print(f"Operator page: http://{shown}:{port}/?token={token}", flush=True)
+        else:
+            where = TOKEN_ENV if os.environ.get(TOKEN_ENV) else str(config.data_dir / "token")
+            print(f"Using the API token from {where}.")
+            print(f"Operator page: http://{shown}:{port}/ (log in with that token)", flush=True)
 
     serve(app, config, on_ready=announce)
     return 0
