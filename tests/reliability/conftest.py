@@ -9,6 +9,7 @@ import pytest
 from rdk_agent.app import create_app
 from rdk_agent.config import AgentConfig
 from tests.helpers.agent_process import AgentProcess
+from tests.reliability.support import Tally, write_report
 
 MAX_UPLOAD = 256 * 1024
 MAX_PIXELS = 2_000_000
@@ -36,3 +37,14 @@ def url_rules(tmp_path_factory) -> list[tuple[str, frozenset[str], frozenset[str
                 for r in app.url_map.iter_rules()]  # fmt: skip
     finally:
         app.extensions["rdk"].close()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The bad inputs tried per endpoint: printed after the run and written to bench/out/."""
+    if not Tally.counts:
+        return
+    path = write_report("reliability_bad_inputs", {"per_endpoint": Tally.counts, "total": sum(Tally.counts.values())})
+    terminalreporter.section("reliability: bad inputs tried per endpoint")
+    for endpoint, n in sorted(Tally.counts.items()):
+        terminalreporter.write_line(f"{n:6d}  {endpoint}")
+    terminalreporter.write_line(f"{sum(Tally.counts.values()):6d}  in all ({path})")
