@@ -37,9 +37,14 @@ class ObjectCache:
         return self.path(ref).with_name(self.path(ref).name + ".part")
 
     def has(self, ref: FileRef) -> bool:
-        """True when ``ref`` is stored (files are only renamed into place after verification)."""
+        """True when ``ref`` is stored intact; a file altered since (size or sha256) is deleted and False."""
         path = self.path(ref)
-        return path.is_file() and path.stat().st_size == ref.bytes
+        if not path.is_file():
+            return False
+        if path.stat().st_size == ref.bytes and sha256_file(path) == ref.sha256:
+            return True
+        path.unlink()
+        return False
 
     def commit(self, ref: FileRef, part: Path) -> bool:
         """Move a finished ``.part`` into place if its sha256 matches; delete it and return False if not."""

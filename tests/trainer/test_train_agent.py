@@ -50,6 +50,11 @@ def test_corrupt_partial_download_is_refetched_once(live_agent, tmp_path):
     part.write_bytes(b"garbage" * 10)
     sync_agent(live_agent.url, cache, token=live_agent.token, progress=False)
     assert manifest_sample.rgb_path.read_bytes() == good
+    rotten = bytearray(good)
+    rotten[len(rotten) // 2] ^= 0xFF  # bit rot in the cache: same size, other content
+    manifest_sample.rgb_path.write_bytes(bytes(rotten))
+    sync_agent(live_agent.url, cache, token=live_agent.token, progress=False)
+    assert manifest_sample.rgb_path.read_bytes() == good
 
 
 def test_corrupted_agent_file_is_refused_then_repaired(live_agent, tmp_path):
