@@ -174,8 +174,6 @@ def test_truncated_file_in_the_cache_is_fetched_again(agent_with_data, tmp_path)
     _all_verified(cache, manifest)
 
 
-@pytest.mark.xfail(strict=True, reason="trainer bug reported: ObjectCache.has() checks the size only, so a "
-                   "same-size altered file in the cache is trusted and never re-fetched")  # fmt: skip
 def test_altered_file_in_the_cache_is_detected_by_sha256(agent_with_data, tmp_path):
     agent = agent_with_data
     cache = ObjectCache(tmp_path / "cache")
