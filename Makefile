@@ -11,7 +11,7 @@ RDK_DIR ?= /opt/rdk_agent
 DATA ?= ../shared/datasets/magnetic_tile
 PYTEST_ARGS ?=
 
-.PHONY: help setup test lint format agent train demo demo-stop bench bench-accuracy bench-export bench-rules deploy-rdk deploy-model clean
+.PHONY: help setup test test-reliability-full lint format agent train demo demo-stop bench bench-accuracy bench-export bench-rules deploy-rdk deploy-model clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ setup: $(STAMP) ## Create .venv with the agent, trainer and test dependencies
 
 test: $(STAMP) ## Run the default test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-reliability-full: $(STAMP) ## Fault-injection and load tests at full length (10 kills, 60 s load)
+	RDK_RELIABILITY_FULL=1 $(PY) -m pytest -m reliability $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff: lint and format check
 	$(VENV)/bin/ruff check .
