@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import time
 
+import numpy as np
 from flask import Flask, current_app, request
+from werkzeug.datastructures import FileStorage
 
 from rdk_agent.camera.base import CameraError
 from rdk_agent.errors import ApiError, error_response
 from rdk_agent.storage import CaptureNotFound, InsufficientStorage, UnknownLabel
+from rdk_agent.storage.images import ImageRejected, decode_depth_upload, decode_rgb_upload
 
 API_PREFIX = "/api/v1"
 
@@ -53,6 +57,37 @@ def int_arg(name: str, default: int, lo: int, hi: int) -> int:
     if not lo <= value <= hi:
         raise ApiError(400, "bad_parameter", f"{name} must be between {lo} and {hi}, got {value}")
     return value
+
+
+def multipart_frame(
+    extra_fields: set[str], max_pixels: int
+) -> tuple[FileStorage, np.ndarray, np.ndarray | None, float]:
+    """The multipart upload's checked ``image`` and optional ``depth``, plus the decode time in ms.
+
+    Fields other than image, depth and ``extra_fields`` are refused; so are non-images, images over
+    ``max_pixels`` and a depth map whose size differs from the image's.
+    """
+    allowed = {"image", "depth"} | extra_fields
+    unknown = sorted((set(request.form) | set(request.files)) - allowed)
+    if unknown:
+        raise ApiError(
+            400, "unknown_field", f"unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+        )
+    image = request.files.get("image")
+    if image is None:
+        raise ApiError(400, "missing_field", "multipart upload needs an 'image' file part")
+    started = time.perf_counter()
+    try:
+        rgb = decode_rgb_upload(image.read(), max_pixels)
+        depth_part = request.files.get("depth")
+        depth = decode_depth_upload(depth_part.read(), max_pixels) if depth_part is not None else None
+    except ImageRejected as exc:
+        raise ApiError(exc.status, exc.code, str(exc)) from None
+    if depth is not None and depth.shape != rgb.shape[:2]:
+        raise ApiError(
+            400, "bad_depth", f"depth is {depth.shape[1]}x{depth.shape[0]}, image is {rgb.shape[1]}x{rgb.shape[0]}"
+        )
+    return image, rgb, depth, (time.perf_counter() - started) * 1000.0
 
 
 def register_api(app: Flask) -> None:

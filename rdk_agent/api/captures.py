@@ -12,9 +12,8 @@ import json
 
 from flask import Blueprint, Response, jsonify, request, send_file, url_for
 
-from rdk_agent.api import API_PREFIX, int_arg, json_object, services
+from rdk_agent.api import API_PREFIX, int_arg, json_object, multipart_frame, services
 from rdk_agent.errors import ApiError
-from rdk_agent.storage.images import ImageRejected, decode_depth_upload, decode_rgb_upload
 from rdk_agent.storage.index import CaptureRecord
 
 bp = Blueprint("captures", __name__, url_prefix=API_PREFIX)
@@ -69,27 +68,9 @@ def create_capture():
 
 
 def _store_upload(svc) -> CaptureRecord:
-    unknown = sorted((set(request.form) | set(request.files)) - {"image", "depth", "label", "meta"})
-    if unknown:
-        raise ApiError(
-            400, "unknown_field", f"unknown field(s) {', '.join(unknown)}; allowed: image, depth, label, meta"
-        )
-    image = request.files.get("image")
-    if image is None:
-        raise ApiError(400, "missing_field", "multipart upload needs an 'image' file part")
+    image, rgb, depth, _ = multipart_frame({"label", "meta"}, svc.config.max_image_pixels)
     label = svc.store.check_label(request.form.get("label") or None)
     meta = _meta(request.form.get("meta"))
-    limit = svc.config.max_image_pixels
-    try:
-        rgb = decode_rgb_upload(image.read(), limit)
-        depth_part = request.files.get("depth")
-        depth = decode_depth_upload(depth_part.read(), limit) if depth_part is not None else None
-    except ImageRejected as exc:
-        raise ApiError(exc.status, exc.code, str(exc)) from None
-    if depth is not None and depth.shape != rgb.shape[:2]:
-        raise ApiError(
-            400, "bad_depth", f"depth is {depth.shape[1]}x{depth.shape[0]}, image is {rgb.shape[1]}x{rgb.shape[0]}"
-        )
     meta = {"upload": {"filename": (image.filename or "")[:200]}, **meta}
     return svc.store.add(rgb, depth, label, "upload", meta=meta)
 

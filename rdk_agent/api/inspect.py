@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 from flask import Blueprint, jsonify, request
 
-from rdk_agent.api import API_PREFIX, json_object, services
+from rdk_agent.api import API_PREFIX, json_object, multipart_frame, services
 from rdk_agent.errors import ApiError
-from rdk_agent.storage.images import ImageRejected, decode_depth_upload, decode_rgb_upload
 
 bp = Blueprint("inspect", __name__, url_prefix=API_PREFIX)
 
@@ -20,7 +17,7 @@ def inspect():
     """Inspect the current camera frame (JSON or empty body) or a multipart upload (``image``, ``depth``)."""
     svc = services()
     if request.mimetype == "multipart/form-data":
-        rgb, depth, decode_ms = _decode_upload(svc.config.max_image_pixels)
+        _, rgb, depth, decode_ms = multipart_frame(set(), svc.config.max_image_pixels)
         source = "upload"
     else:
         if request.content_length:
@@ -32,27 +29,6 @@ def inspect():
     review = getattr(svc, "review", None)
     result["review_capture_id"] = review.offer(result, rgb, depth, source) if review is not None else None
     return jsonify(result)
-
-
-def _decode_upload(max_pixels: int):
-    unknown = sorted((set(request.form) | set(request.files)) - {"image", "depth"})
-    if unknown:
-        raise ApiError(400, "unknown_field", f"unknown field(s) {', '.join(unknown)}; allowed: image, depth")
-    image = request.files.get("image")
-    if image is None:
-        raise ApiError(400, "missing_field", "multipart upload needs an 'image' file part")
-    started = time.perf_counter()
-    try:
-        rgb = decode_rgb_upload(image.read(), max_pixels)
-        depth_part = request.files.get("depth")
-        depth = decode_depth_upload(depth_part.read(), max_pixels) if depth_part is not None else None
-    except ImageRejected as exc:
-        raise ApiError(exc.status, exc.code, str(exc)) from None
-    if depth is not None and depth.shape != rgb.shape[:2]:
-        raise ApiError(
-            400, "bad_depth", f"depth is {depth.shape[1]}x{depth.shape[0]}, image is {rgb.shape[1]}x{rgb.shape[0]}"
-        )
-    return rgb, depth, (time.perf_counter() - started) * 1000.0
 
 
 @bp.get("/inspect/latest")
