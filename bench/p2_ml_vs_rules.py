@@ -1,10 +1,13 @@
 """P2: the ML inspection path ÷ the rule path, in process, on the same frames.
 
-    .venv/bin/python bench/p2_ml_vs_rules.py [--quick] [--rounds 8] [--threads 1] [--out FILE]
+    .venv/bin/python bench/p2_ml_vs_rules.py [--quick] [--rounds 8] [--threads N] [--out FILE]
 
 A: the agent's ``Inspector`` with ``rules = on_fallback`` serving the default model (bench/models.py,
-confidence threshold 0 so the model decides and the rules stay idle), ``--threads`` intra-op threads.
-B: ``RuleEvaluator.evaluate`` (the agent's rules, default rubric) on the same frame and depth.
+confidence threshold 0 so the model decides and the rules stay idle), with the agent's default
+intra-op threads capped at this machine's cores (``--threads`` to change); the same at 1 thread is
+timed too and given in the notes.
+B: ``RuleEvaluator.evaluate`` (the agent's rules, default rubric, OpenCV's default thread pool) on the
+same frame and depth.
 Frames: synthetic 640x480 weld frames with depth, two of each label; each round runs every frame
 through A and B alternately. Goal A / B <= 0.5. For context, the ``always`` mode (rules alongside
 the model, the operator page's default) is timed too and reported in the notes.
@@ -12,6 +15,7 @@ the model, the operator page's default) is timed too and reported in the notes.
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -23,6 +27,7 @@ from bench.models import default_weld_model
 from rdk_agent.camera.synthetic import LABELS, SyntheticWeldGenerator
 from rdk_agent.inspection.inspector import Inspector
 from rdk_agent.inspection.model_manager import ModelManager
+from rdk_agent.inspection.onnx_model import DEFAULT_INTRA_OP_THREADS
 from rdk_agent.inspection.rubric import Rubric
 from rdk_agent.inspection.rules import RuleEvaluator
 from rdk_agent.inspection.settings import InspectionSettings
@@ -51,7 +56,7 @@ def _bound(fn, frame):
     return run
 
 
-def measure(rounds: int, threads: int, with_always: bool) -> dict:
+def measure(rounds: int, threads: int, with_extras: bool) -> dict:
     """Interleaved ML path vs rule path (and optionally the always mode); returns a figure."""
     model = default_weld_model()
     schema = default_weld_schema()
@@ -60,11 +65,14 @@ def measure(rounds: int, threads: int, with_always: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-p2-") as tmp:
         (Path(tmp) / "model.onnx").write_bytes(model.read_bytes())
         ml = inspector(Path(tmp), "on_fallback", threads)
-        always = inspector(Path(tmp), "always", threads) if with_always else None
+        ml_1t = inspector(Path(tmp), "on_fallback", 1) if with_extras and threads != 1 else None
+        always = inspector(Path(tmp), "always", threads) if with_extras else None
         engines: set[str] = set()
         try:
             runs = {"ml": lambda f: engines.add(ml.inspect(f.rgb, f.depth)["engine"]),
                     "rules": lambda f: rules.evaluate(f.rgb, f.depth)}
+            if ml_1t is not None:
+                runs["ml_1_thread"] = lambda f: ml_1t.inspect(f.rgb, f.depth)
             if always is not None:
                 runs["always"] = lambda f: always.inspect(f.rgb, f.depth)
             samples: dict[str, list[float]] = {name: [] for name in runs}
@@ -73,7 +81,7 @@ def measure(rounds: int, threads: int, with_always: bool) -> dict:
                 for name, values in got.items():
                     samples[name] += values
         finally:
-            for insp in (ml, always):
+            for insp in (ml, ml_1t, always):
                 if insp is not None:
                     insp.models.stop()
                     insp.close()
@@ -81,6 +89,9 @@ def measure(rounds: int, threads: int, with_always: bool) -> dict:
     notes = [f"ML path: Inspector rules=on_fallback, {threads} intra-op thread(s), engines seen {sorted(engines)}; "
              f"{len(batch)} frames 640x480 + depth x {rounds} rounds",
              "a real model falls back on some frames; each fallback costs A + B"]
+    if ml_1t is not None:
+        ml1 = median_ms(samples["ml_1_thread"])
+        notes.append(f"ML path at 1 intra-op thread: {ml1} ms, ratio {ml1 / b:.3f} to the rules")
     if always is not None:
         notes.append(f"rules=always (page default, rules parallel to ORT): {median_ms(samples['always'])} ms median")
     return figure("P2", "ML inspection path ÷ rule path (in process)", ("ML", a, "ms"), ("rules", b, "ms"),
@@ -91,11 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run P2 and print the figure."""
     p = parser(__doc__)
     p.add_argument("--rounds", type=int, default=None, help="runs per frame and side (default 8, quick 2)")
-    p.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads")
+    p.add_argument("--threads", type=int, default=min(DEFAULT_INTRA_OP_THREADS, os.cpu_count() or 1),
+                   help="ONNX Runtime intra-op threads (default: the agent's default, capped at the cores)")
     args = p.parse_args(argv)
     rounds = args.rounds or (2 if args.quick else 8)
     log(f"P2: ML path vs rule path, {rounds} rounds over 10 frames")
-    emit([measure(rounds, args.threads, with_always=not args.quick)], args.out)
+    emit([measure(rounds, args.threads, with_extras=not args.quick)], args.out)
     return 0
 
 
