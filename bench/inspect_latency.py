@@ -6,11 +6,13 @@ Without ``--model`` a small generated CNN (3 strided convs at 224x224, tests/hel
 stands in for a trained model. Three measurements, medians over ``--n`` runs of one synthetic
 640x480 weld frame (PNG + 16-bit depth PNG):
 
-1. in-process Inspector: ONNX path (model confident) and rule path (no model), per stage;
+1. in-process Inspector: ONNX path (model confident) and rule path (no model), per stage, for each
+   rules mode (``always`` with the rules parallel to or after ORT, and ``on_fallback``);
 2. bare: PNG decode + shared preprocess + ``session.run`` with the same thread count;
 3. a real agent (``python -m rdk_agent``), ``POST /api/v1/inspect`` with the same upload,
-   client wall time; the ratio 3 / 2 is the cost of the agent around the model (HTTP, multipart,
-   checked decode, deadline, rules, JSON).
+   client wall time, for each rules mode; the ratio 3 / 2 is the cost of the agent around the model
+   (HTTP, multipart, checked decode, deadline, rules, JSON). bench/p1_agent_overhead.py and
+   bench/p2_ml_vs_rules.py are the suite's interleaved versions of 3 / 2 and of 1.
 """
 
 from __future__ import annotations
@@ -41,6 +43,12 @@ from shared_schema import METADATA_KEY, LabelSchema, ModelCard, default_weld_sch
 from shared_schema.preprocess import preprocess
 from tests.helpers import onnx_models as om
 from tests.helpers.agent_process import AgentProcess
+
+MODES = {
+    "rules always, parallel to ORT": {"rules": "always", "parallel_rules": True},
+    "rules always, after ORT": {"rules": "always", "parallel_rules": False},
+    "rules on_fallback": {"rules": "on_fallback"},
+}
 
 
 def median_ms(samples: list[float]) -> float:
@@ -125,19 +133,18 @@ def main() -> None:
         (root / "with").mkdir()
         (root / "with" / "model.onnx").write_bytes(model.read_bytes())
         (root / "without").mkdir()
-        for parallel in (True, False):
-            settings = InspectionSettings(parallel_rules=parallel, **base)
+        for name, mode in MODES.items():
+            settings = InspectionSettings(**mode, **base)
             onnx_path = in_process(root / "with", schema, frame, settings, args.n)
             rules_path = in_process(root / "without", schema, frame, settings, args.n)
-            print(f"in-process, rules {'parallel to' if parallel else 'after'} ORT:")
+            print(f"in-process, {name}:")
             print(f"  onnx path  ({onnx_path['engine']}): {onnx_path['median_ms']}")
             print(f"  rules path ({rules_path['engine']}, {rules_path['reason']}): {rules_path['median_ms']}")
         bare_ms = bare(model, schema, files["image"][1], args.threads, args.n)
         print(f"bare decode + preprocess + session.run: {bare_ms} ms")
-        for parallel in (True, False):
-            agent_settings = {**base, "parallel_rules": parallel}
-            e2e_ms, last = end_to_end(root / f"agent-{parallel}", model, schema, files, agent_settings, args.n)
-            print(f"agent POST /api/v1/inspect (rules {'parallel' if parallel else 'after'}): {e2e_ms} ms "
+        for i, (name, mode) in enumerate(MODES.items()):
+            e2e_ms, last = end_to_end(root / f"agent-{i}", model, schema, files, {**base, **mode}, args.n)
+            print(f"agent POST /api/v1/inspect ({name}): {e2e_ms} ms "
                   f"(engine {last['engine']}), ratio to bare {e2e_ms / bare_ms:.2f}; "
                   f"server-side stages {last['latency_ms']}")
 
