@@ -11,7 +11,7 @@ RDK_DIR ?= /opt/rdk_agent
 DATA ?= ../shared/datasets/magnetic_tile
 PYTEST_ARGS ?=
 
-.PHONY: help setup test test-reliability-full lint format agent train demo demo-stop bench bench-accuracy bench-export bench-rules deploy-rdk deploy-model clean
+.PHONY: help setup test test-reliability-full lint format agent train demo demo-stop bench bench-quick bench-accuracy bench-export bench-rules deploy-rdk deploy-model clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -59,6 +59,12 @@ demo: $(STAMP) ## The whole loop on this machine: collect, train, deploy, inspec
 
 demo-stop: ## Stop the agent that make demo left running
 	@if [ -f var/demo/board/agent.pid ]; then kill -- -$$(cat var/demo/board/agent.pid) 2>/dev/null && echo "demo agent stopped" || echo "demo agent was not running"; rm -f var/demo/board/agent.pid; else echo "no demo agent"; fi
+
+bench: $(STAMP) ## The benchmark suite P1-P7 + accuracy (4-12 min on 2 cores): table, bench/out/results.json
+	$(PY) bench/run_all.py --data $(DATA) $(BENCH_ARGS)
+
+bench-quick: $(STAMP) ## The benchmark suite in smoke form (about 2 min)
+	$(PY) bench/run_all.py --quick --data $(DATA) $(BENCH_ARGS)
 
 bench-accuracy: $(STAMP) ## Train the baseline on the magnetic-tile set (DATA=path) and print accuracy, F1, time
 	$(PY) bench/bench_accuracy.py $(DATA)
