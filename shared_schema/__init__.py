@@ -13,6 +13,7 @@ from shared_schema.manifest import (
     FileRef,
     SampleRecord,
     is_safe_relpath,
+    sha256_file,
 )
 from shared_schema.model_card import METADATA_KEY, InputContract, ModelCard
 
@@ -35,4 +36,5 @@ __all__ = [
     "is_safe_relpath",
     "label_schema_from_names",
     "load_label_schema",
+    "sha256_file",
 ]

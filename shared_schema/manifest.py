@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -184,6 +186,15 @@ class DatasetManifest:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise SchemaError("", f"manifest is not valid JSON: {exc}") from None
         return cls.from_dict(data)
+
+
+def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks: what a FileRef's ``sha256`` holds."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def is_safe_relpath(path: str) -> bool:

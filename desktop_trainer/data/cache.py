@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from desktop_trainer.data.samples import LocalDataset, Sample
-from shared_schema import DatasetManifest, FileRef, SampleRecord
-
-CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+from shared_schema import DatasetManifest, FileRef, SampleRecord, sha256_file
 
 
 class ObjectCache:

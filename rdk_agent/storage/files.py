@@ -1,14 +1,11 @@
-"""Durable file operations: write-fsync-rename, directory fsync, hashing, moves into quarantine."""
+"""Durable file operations: write-fsync-rename, directory fsync, moves into quarantine."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import time
 from pathlib import Path
-
-CHUNK = 1024 * 1024
 
 
 def fsync_dir(path: Path) -> None:
@@ -31,15 +28,6 @@ def write_durable(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def remove_tree(path: Path) -> None:

@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rdk_agent.storage.files import fsync_dir, quarantine, remove_tree, sha256_file
+from rdk_agent.storage.files import fsync_dir, quarantine, remove_tree
 from rdk_agent.storage.index import SampleIndex
+from shared_schema import sha256_file
 
 
 @dataclass
