@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify, request, send_file
 
 from rdk_agent.api import API_PREFIX, services
 from rdk_agent.errors import ApiError
-from rdk_agent.storage.export import GzipStream, TarStream, build_manifest
+from rdk_agent.storage.export import GzipStream, ManifestSnapshot, TarStream, build_manifest
 
 bp = Blueprint("dataset", __name__, url_prefix=f"{API_PREFIX}/dataset")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -39,7 +39,7 @@ def export():
     store = svc.store
     store.export_started()
     try:
-        snapshot = build_manifest(store.dataset_id, svc.schema, store.exportable())
+        snapshot = ManifestSnapshot(store.dataset_id, svc.schema, store.exportable, store.data_dir)
         tar = TarStream(snapshot, store.path_of, store.export_finished)
     except BaseException:
         store.export_finished()
@@ -48,7 +48,7 @@ def export():
     headers = {
         "Content-Disposition": f'attachment; filename="{name}"',
         "X-Dataset-Id": store.dataset_id,
-        "X-Sample-Count": str(len(snapshot.samples)),
+        "X-Sample-Count": str(snapshot.sample_count),
         "Cache-Control": "no-store",
     }
     if fmt == "tar":

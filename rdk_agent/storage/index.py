@@ -189,6 +189,11 @@ class SampleIndex:
         rows = self._connection().execute(f"SELECT {_COLUMNS} FROM samples ORDER BY id").fetchall()
         return [_record(r) for r in rows]
 
+    def iter_all(self) -> Iterator[CaptureRecord]:
+        """Every capture, oldest first, one at a time from one statement (a consistent snapshot while it runs)."""
+        for row in self._connection().execute(f"SELECT {_COLUMNS} FROM samples ORDER BY id"):
+            yield _record(row)
+
     def counts(self) -> tuple[dict[str | None, int], int]:
         """Captures per label (None = unlabelled) and total bytes."""
         conn = self._connection()

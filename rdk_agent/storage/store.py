@@ -28,6 +28,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -266,13 +267,11 @@ class CaptureStore:
                 return jpeg
         return thumb
 
-    def exportable(self) -> list[CaptureRecord]:
-        """A consistent snapshot of the labelled, intact captures whose labels are in the schema."""
-        return [
-            rec
-            for rec in self.index.all()
-            if rec.label is not None and rec.label in self.schema and self.integrity.problem(rec.id) is None
-        ]
+    def exportable(self) -> Iterator[CaptureRecord]:
+        """A consistent snapshot of the labelled, intact captures whose labels are in the schema, one at a time."""
+        for rec in self.index.iter_all():
+            if rec.label is not None and rec.label in self.schema and self.integrity.problem(rec.id) is None:
+                yield rec
 
     def stats(self, target: int) -> dict:
         """Counts per label against ``target``, unlabelled count, bytes, problems."""
