@@ -29,6 +29,7 @@ def _status(svc) -> dict:
         confidence_threshold=settings.confidence_threshold,
         review_threshold=settings.review_threshold,
         timeout_ms=settings.timeout_ms,
+        rules=settings.rules,
     )
     return status
 

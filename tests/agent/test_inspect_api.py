@@ -54,6 +54,7 @@ def test_without_model_rules_decide_and_bad_input_is_refused(agent_process):
     agent = agent_process(config={"inspection": FAST, "max_upload_bytes": 1_000_000})
     status = model_status(agent)
     assert status["state"] == "no_model" and status["active"] is None and status["last_error"] is None
+    assert status["settings"]["rules"] == "always"  # the default inspection.rules mode is shown
 
     r = inspect(agent)
     assert r.status_code == 200
