@@ -32,21 +32,36 @@ def magnetic_tile(info: dict) -> dict:
     test = m["test"]
     recalls = ", ".join(f"{k} {v['recall']:.2f}" for k, v in test["per_class"].items())
     notes = [describe(info), f"test split {m['split_sizes']['test']['total']} images; recall: {recalls}"]
-    return figure("ACC-mt", "magnetic-tile test accuracy (baseline, trainer's bench)",
-                  ("accuracy", round(test["accuracy"] * 100, 2), "%"),
-                  ("macro-F1", round(test["macro_f1"] * 100, 2), "%"), None, None, notes,
-                  {"run_dir": str(info["dir"]), "test": test}, value=round(test["accuracy"], 4))
+    return figure(
+        "ACC-mt",
+        "magnetic-tile test accuracy (baseline, trainer's bench)",
+        ("accuracy", round(test["accuracy"] * 100, 2), "%"),
+        ("macro-F1", round(test["macro_f1"] * 100, 2), "%"),
+        None,
+        None,
+        notes,
+        {"run_dir": str(info["dir"]), "test": test},
+        value=round(test["accuracy"], 4),
+    )
 
 
 def rules(per_label: int) -> dict:
     """Rule agreement with the generator's labels."""
     out = rules_agreement(per_label, seed=1234, use_depth=True)
-    return figure("ACC-rules", "rule evaluator agreement with synthetic labels (held-out seed)",
-                  ("5-class", round(out["agreement"] * 100, 1), "%"),
-                  ("pass/fail", round(out["pass_fail_agreement"] * 100, 1), "%"), None, None,
-                  [f"{out['frames']} frames, seed 1234, depth on; recall "
-                   f"{ {k: round(v, 2) for k, v in out['recall'].items()} }; rules {out['evaluate_ms']:.0f} ms/frame"],
-                  out, value=round(out["agreement"], 4))
+    return figure(
+        "ACC-rules",
+        "rule evaluator agreement with synthetic labels (held-out seed)",
+        ("5-class", round(out["agreement"] * 100, 1), "%"),
+        ("pass/fail", round(out["pass_fail_agreement"] * 100, 1), "%"),
+        None,
+        None,
+        [
+            f"{out['frames']} frames, seed 1234, depth on; recall "
+            f"{ {k: round(v, 2) for k, v in out['recall'].items()} }; rules {out['evaluate_ms']:.0f} ms/frame"
+        ],
+        out,
+        value=round(out["agreement"], 4),
+    )
 
 
 def demo() -> dict:
@@ -55,11 +70,17 @@ def demo() -> dict:
     if not DEMO_SUMMARY.is_file():
         return skipped("ACC-demo", what, f"{DEMO_SUMMARY.relative_to(REPO)} not found (run make demo first)")
     s = json.loads(DEMO_SUMMARY.read_text())
-    return figure("ACC-demo", what, ("ML (onnx)", round(s["onnx_accuracy"] * 100, 1), "%"),
-                  ("rules", round(s["rules_accuracy"] * 100, 1), "%"), None, None,
-                  [f"from {DEMO_SUMMARY.relative_to(REPO)}, written {_mtime(DEMO_SUMMARY)}; "
-                   f"engines {s.get('engines')}"],
-                  s, value=round(s["onnx_accuracy"] - s["rules_accuracy"], 4))
+    return figure(
+        "ACC-demo",
+        what,
+        ("ML (onnx)", round(s["onnx_accuracy"] * 100, 1), "%"),
+        ("rules", round(s["rules_accuracy"] * 100, 1), "%"),
+        None,
+        None,
+        [f"from {DEMO_SUMMARY.relative_to(REPO)}, written {_mtime(DEMO_SUMMARY)}; engines {s.get('engines')}"],
+        s,
+        value=round(s["onnx_accuracy"] - s["rules_accuracy"], 4),
+    )
 
 
 def _mtime(path: Path) -> str:
@@ -78,8 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     data = data_path(args.data)
     info = run_info(args.model_dir) if args.model_dir else None if args.train else find_run(data)
     if info is None and args.quick:
-        figures.append(skipped("ACC-mt", "magnetic-tile test accuracy",
-                               "--quick: bench_accuracy.py (training) skipped and no finished run under outputs/"))
+        figures.append(
+            skipped(
+                "ACC-mt",
+                "magnetic-tile test accuracy",
+                "--quick: bench_accuracy.py (training) skipped and no finished run under outputs/",
+            )
+        )
     else:
         figures.append(magnetic_tile(info or train_short(data)))
     log("accuracy: rules agreement")

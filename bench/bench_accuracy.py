@@ -28,8 +28,14 @@ def main(argv: list[str]) -> int:
         return 2
     run_dir = Path("outputs/bench") / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     cmd = [
-        sys.executable, "-m", "desktop_trainer", "+experiment=baseline",
-        f"data.source={Path(data).resolve()}", "data.glob=*.jpg", f"hydra.run.dir={run_dir}", *overrides,
+        sys.executable,
+        "-m",
+        "desktop_trainer",
+        "+experiment=baseline",
+        f"data.source={Path(data).resolve()}",
+        "data.glob=*.jpg",
+        f"hydra.run.dir={run_dir}",
+        *overrides,
     ]
     print("running:", " ".join(cmd), flush=True)
     started = time.time()
@@ -48,13 +54,17 @@ def main(argv: list[str]) -> int:
     print(f"test macro-F1 : {test['macro_f1']:.4f}")
     for label, row in test["per_class"].items():
         print(f"  recall {label:<14} {row['recall']:.3f}  (n={row['support']})")
-    print(f"wall time     : {wall / 60:.1f} min (training {metrics['training']['seconds'] / 60:.1f} min, "
-          f"{metrics['training']['epochs']} epochs)")
+    print(
+        f"wall time     : {wall / 60:.1f} min (training {metrics['training']['seconds'] / 60:.1f} min, "
+        f"{metrics['training']['epochs']} epochs)"
+    )
     print(f"MACs          : {metrics['model']['macs'] / 1e6:.1f} M")
     print(f"ORT latency   : {metrics['latency']['fp32']['median_ms']} ms (1 thread, this CPU)")
     if "int8" in metrics:
-        print(f"int8          : accuracy {metrics['int8']['test']['accuracy']:.4f}, macro-F1 "
-              f"{metrics['int8']['test']['macro_f1']:.4f}, {metrics['latency']['int8']['median_ms']} ms")
+        print(
+            f"int8          : accuracy {metrics['int8']['test']['accuracy']:.4f}, macro-F1 "
+            f"{metrics['int8']['test']['macro_f1']:.4f}, {metrics['latency']['int8']['median_ms']} ms"
+        )
     print(f"run dir       : {run_dir}")
     return 0
 

@@ -26,8 +26,12 @@ def parser(description: str) -> argparse.ArgumentParser:
     """An argument parser with the options every benchmark takes: --quick, --data, --out."""
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="fewer repetitions and smaller sizes (a smoke run)")
-    p.add_argument("--data", type=Path, default=None,
-                   help="magnetic-tile dataset folder (default: $RDK_BENCH_DATA or ../shared/datasets/magnetic_tile)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="magnetic-tile dataset folder (default: $RDK_BENCH_DATA or ../shared/datasets/magnetic_tile)",
+    )
     p.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
     return p
 
@@ -63,9 +67,17 @@ def median_ms(seconds: list[float]) -> float:
     return round(statistics.median(seconds) * 1000.0, 3)
 
 
-def figure(fid: str, what: str, a: tuple[str, float, str], b: tuple[str, float, str] | None = None,
-           ratio: float | None = None, goal: str | None = None, notes: list[str] | None = None,
-           details: dict | None = None, value: float | None = None) -> dict:
+def figure(
+    fid: str,
+    what: str,
+    a: tuple[str, float, str],
+    b: tuple[str, float, str] | None = None,
+    ratio: float | None = None,
+    goal: str | None = None,
+    notes: list[str] | None = None,
+    details: dict | None = None,
+    value: float | None = None,
+) -> dict:
     """One figure: ``a`` (and ``b``) as (name, median, unit); ``goal`` like ``"<= 1.25"`` applied to the ratio
     (or ``value`` when there is no ratio). ``met`` is None when there is no goal."""
     measured = ratio if ratio is not None else value
@@ -74,27 +86,47 @@ def figure(fid: str, what: str, a: tuple[str, float, str], b: tuple[str, float, 
         op, _, limit = goal.partition(" ")
         met = bool(_GOAL_OPS[op](measured, float(limit)))
     return {
-        "id": fid, "what": what,
+        "id": fid,
+        "what": what,
         "a": {"name": a[0], "median": a[1], "unit": a[2]},
         "b": {"name": b[0], "median": b[1], "unit": b[2]} if b else None,
         "ratio": None if ratio is None else round(ratio, 3),
-        "value": value, "goal": goal, "met": met,
-        "notes": notes or [], "details": details or {},
+        "value": value,
+        "goal": goal,
+        "met": met,
+        "notes": notes or [],
+        "details": details or {},
     }
 
 
 def skipped(fid: str, what: str, why: str) -> dict:
     """A figure that was not measured, with the reason."""
-    return {"id": fid, "what": what, "a": None, "b": None, "ratio": None, "value": None, "goal": None,
-            "met": None, "skipped": why, "notes": [why], "details": {}}
+    return {
+        "id": fid,
+        "what": what,
+        "a": None,
+        "b": None,
+        "ratio": None,
+        "value": None,
+        "goal": None,
+        "met": None,
+        "skipped": why,
+        "notes": [why],
+        "details": {},
+    }
 
 
 def _fmt(side: dict | None) -> str:
     if not side:
         return "-"
     value = side["median"]
-    text = f"{value:.3g}" if isinstance(value, float) and abs(value) < 100 else f"{value:,.0f}" \
-        if isinstance(value, (int, float)) else str(value)
+    text = (
+        f"{value:.3g}"
+        if isinstance(value, float) and abs(value) < 100
+        else f"{value:,.0f}"
+        if isinstance(value, (int, float))
+        else str(value)
+    )
     return f"{text} {side['unit']}".strip()
 
 
@@ -107,9 +139,17 @@ def table(figures: list[dict]) -> str:
             continue
         measured = f["ratio"] if f["ratio"] is not None else f["value"]
         result = "report" if f["met"] is None else "met" if f["met"] else "MISSED"
-        rows.append((f["id"], f["what"], f"{f['a']['name']}: {_fmt(f['a'])}",
-                     f"{f['b']['name']}: {_fmt(f['b'])}" if f["b"] else "-",
-                     "-" if measured is None else f"{measured:.3g}", f["goal"] or "-", result))
+        rows.append(
+            (
+                f["id"],
+                f["what"],
+                f"{f['a']['name']}: {_fmt(f['a'])}",
+                f"{f['b']['name']}: {_fmt(f['b'])}" if f["b"] else "-",
+                "-" if measured is None else f"{measured:.3g}",
+                f["goal"] or "-",
+                result,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))

@@ -94,8 +94,9 @@ def end_to_end(root: Path, model_path: Path, schema: LabelSchema, files: dict, s
     root.mkdir(parents=True)
     labels = root / "labels.json"
     labels.write_text(json.dumps(schema.to_dict()))
-    agent = AgentProcess(root / "data", root / "models", config={"inspection": settings},
-                         args=["--labels", str(labels)])
+    agent = AgentProcess(
+        root / "data", root / "models", config={"inspection": settings}, args=["--labels", str(labels)]
+    )
     (root / "models").mkdir(parents=True, exist_ok=True)
     (root / "models" / "model.onnx").write_bytes(model_path.read_bytes())
     agent.start()
@@ -125,10 +126,16 @@ def main() -> None:
         model = args.model or om.write_small_cnn(root / "cnn.onnx")
         schema = schema_for(model)
         frame = SyntheticWeldGenerator(seed=1).generate("porosity")
-        files = {"image": ("f.png", cv2.imencode(".png", frame.rgb)[1].tobytes()),
-                 "depth": ("d.png", cv2.imencode(".png", frame.depth)[1].tobytes())}
-        base = {"intra_op_threads": args.threads, "confidence_threshold": 0.0, "review_threshold": 0.0,
-                "timeout_ms": 10_000.0}
+        files = {
+            "image": ("f.png", cv2.imencode(".png", frame.rgb)[1].tobytes()),
+            "depth": ("d.png", cv2.imencode(".png", frame.depth)[1].tobytes()),
+        }
+        base = {
+            "intra_op_threads": args.threads,
+            "confidence_threshold": 0.0,
+            "review_threshold": 0.0,
+            "timeout_ms": 10_000.0,
+        }
         print(f"model: {model.name}, {args.n} runs, intra_op_threads={args.threads}, frame 640x480 + depth")
         (root / "with").mkdir()
         (root / "with" / "model.onnx").write_bytes(model.read_bytes())
@@ -144,9 +151,11 @@ def main() -> None:
         print(f"bare decode + preprocess + session.run: {bare_ms} ms")
         for i, (name, mode) in enumerate(MODES.items()):
             e2e_ms, last = end_to_end(root / f"agent-{i}", model, schema, files, {**base, **mode}, args.n)
-            print(f"agent POST /api/v1/inspect ({name}): {e2e_ms} ms "
-                  f"(engine {last['engine']}), ratio to bare {e2e_ms / bare_ms:.2f}; "
-                  f"server-side stages {last['latency_ms']}")
+            print(
+                f"agent POST /api/v1/inspect ({name}): {e2e_ms} ms "
+                f"(engine {last['engine']}), ratio to bare {e2e_ms / bare_ms:.2f}; "
+                f"server-side stages {last['latency_ms']}"
+            )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,13 @@ def build_baseline_net(cfg: DictConfig, num_classes: int):
     """The baseline backbone (torch module) for ``num_classes`` outputs, as the trainer builds it."""
     from desktop_trainer.models.backbones import build_backbone
 
-    return build_backbone(cfg.model.backbone, num_classes=num_classes, pretrained=bool(cfg.model.pretrained),
-                          image_size=int(cfg.data.image_size), dropout=cfg.model.dropout).eval()
+    return build_backbone(
+        cfg.model.backbone,
+        num_classes=num_classes,
+        pretrained=bool(cfg.model.pretrained),
+        image_size=int(cfg.data.image_size),
+        dropout=cfg.model.dropout,
+    ).eval()
 
 
 def default_weld_model(name: str = "default") -> Path:
@@ -44,10 +49,15 @@ def default_weld_model(name: str = "default") -> Path:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     schema = default_weld_schema()
-    card = ModelCard(labels=tuple(schema.names), label_schema_hash=schema.hash, input=input_contract(cfg.data),
-                     name=f"bench-{name}", architecture=str(cfg.model.backbone),
-                     provenance={"note": "ImageNet backbone, untrained weld head: a cost benchmark model"},
-                     label_schema=schema.to_dict())
+    card = ModelCard(
+        labels=tuple(schema.names),
+        label_schema_hash=schema.hash,
+        input=input_contract(cfg.data),
+        name=f"bench-{name}",
+        architecture=str(cfg.model.backbone),
+        provenance={"note": "ImageNet backbone, untrained weld head: a cost benchmark model"},
+        label_schema=schema.to_dict(),
+    )
     tmp = path.with_suffix(".tmp.onnx")
     export_onnx(build_baseline_net(cfg, len(schema.names)), card, tmp)
     tmp.rename(path)

@@ -32,8 +32,13 @@ from rdk_agent.inspection.onnx_model import read_card, session_options
 from shared_schema.preprocess import preprocess
 from tests.helpers.agent_process import AgentProcess
 
-AGENT_INSPECTION = {"intra_op_threads": 1, "rules": "on_fallback", "confidence_threshold": 0.0,
-                    "review_threshold": 0.0, "timeout_ms": 10_000.0}
+AGENT_INSPECTION = {
+    "intra_op_threads": 1,
+    "rules": "on_fallback",
+    "confidence_threshold": 0.0,
+    "review_threshold": 0.0,
+    "timeout_ms": 10_000.0,
+}
 
 
 def encoded_frame(fmt: str, seed: int = 1, label: str = "porosity") -> bytes:
@@ -69,8 +74,9 @@ def served_sha256(agent: AgentProcess, session: requests.Session | None = None) 
 
 def bare_runner(model: Path, data: bytes, threads: int = 1):
     """A callable doing decode + preprocess + session.run once; the session is built once."""
-    session = ort.InferenceSession(str(model), sess_options=session_options(threads),
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(model), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
+    )
     card = read_card(session)
 
     def run() -> None:
@@ -101,15 +107,30 @@ def measure(n: int, fmt: str) -> dict:
             agent.stop()
     a, b = median_ms(samples["agent"]), median_ms(samples["bare"])
     server = last["latency_ms"]
-    notes = [f"agent in rules=on_fallback mode, 1 intra-op thread, engine={last['engine']}, rules={last['rules']}",
-             f"frame: 640x480 synthetic weld, {fmt.upper()} {len(data) / 1024:.0f} KiB, image only; "
-             f"model {model.name}; {n} interleaved runs each",
-             f"server-side stages of the last request (ms): {server}; client wall - server total = "
-             f"{a - server['total']:.1f} ms (HTTP, multipart parsing, auth, JSON)"]
-    return figure("P1", "agent POST /inspect ÷ bare decode+preprocess+session.run", ("agent", a, "ms"),
-                  ("bare ORT", b, "ms"), a / b, "<= 1.25", notes,
-                  {"agent_ms": samples["agent"], "bare_ms": samples["bare"], "server_stages_ms": server,
-                   "frame_bytes": len(data), "format": fmt, "model": model.name})
+    notes = [
+        f"agent in rules=on_fallback mode, 1 intra-op thread, engine={last['engine']}, rules={last['rules']}",
+        f"frame: 640x480 synthetic weld, {fmt.upper()} {len(data) / 1024:.0f} KiB, image only; "
+        f"model {model.name}; {n} interleaved runs each",
+        f"server-side stages of the last request (ms): {server}; client wall - server total = "
+        f"{a - server['total']:.1f} ms (HTTP, multipart parsing, auth, JSON)",
+    ]
+    return figure(
+        "P1",
+        "agent POST /inspect ÷ bare decode+preprocess+session.run",
+        ("agent", a, "ms"),
+        ("bare ORT", b, "ms"),
+        a / b,
+        "<= 1.25",
+        notes,
+        {
+            "agent_ms": samples["agent"],
+            "bare_ms": samples["bare"],
+            "server_stages_ms": server,
+            "frame_bytes": len(data),
+            "format": fmt,
+            "model": model.name,
+        },
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

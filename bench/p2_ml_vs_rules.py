@@ -43,8 +43,14 @@ def frames(per_label: int = 2, seed: int = 11) -> list:
 def inspector(models_dir: Path, rules_mode: str, threads: int) -> Inspector:
     """An Inspector over a started ModelManager, as the agent builds it."""
     schema = default_weld_schema()
-    settings = InspectionSettings(intra_op_threads=threads, rules=rules_mode, confidence_threshold=0.0,
-                                  review_threshold=0.0, timeout_ms=10_000.0, poll_interval_s=60.0)
+    settings = InspectionSettings(
+        intra_op_threads=threads,
+        rules=rules_mode,
+        confidence_threshold=0.0,
+        review_threshold=0.0,
+        timeout_ms=10_000.0,
+        poll_interval_s=60.0,
+    )
     models = ModelManager(models_dir, schema, settings)
     models.start()
     return Inspector(models, RuleEvaluator(Rubric.from_dict({}), schema), settings)
@@ -53,6 +59,7 @@ def inspector(models_dir: Path, rules_mode: str, threads: int) -> Inspector:
 def _bound(fn, frame):
     def run() -> None:
         fn(frame)
+
     return run
 
 
@@ -69,8 +76,10 @@ def measure(rounds: int, threads: int, with_extras: bool) -> dict:
         always = inspector(Path(tmp), "always", threads) if with_extras else None
         engines: set[str] = set()
         try:
-            runs = {"ml": lambda f: engines.add(ml.inspect(f.rgb, f.depth)["engine"]),
-                    "rules": lambda f: rules.evaluate(f.rgb, f.depth)}
+            runs = {
+                "ml": lambda f: engines.add(ml.inspect(f.rgb, f.depth)["engine"]),
+                "rules": lambda f: rules.evaluate(f.rgb, f.depth),
+            }
             if ml_1t is not None:
                 runs["ml_1_thread"] = lambda f: ml_1t.inspect(f.rgb, f.depth)
             if always is not None:
@@ -86,24 +95,38 @@ def measure(rounds: int, threads: int, with_extras: bool) -> dict:
                     insp.models.stop()
                     insp.close()
     a, b = median_ms(samples["ml"]), median_ms(samples["rules"])
-    notes = [f"ML path: Inspector rules=on_fallback, {threads} intra-op thread(s), engines seen {sorted(engines)}; "
-             f"{len(batch)} frames 640x480 + depth x {rounds} rounds",
-             "a real model falls back on some frames; each fallback costs A + B"]
+    notes = [
+        f"ML path: Inspector rules=on_fallback, {threads} intra-op thread(s), engines seen {sorted(engines)}; "
+        f"{len(batch)} frames 640x480 + depth x {rounds} rounds",
+        "a real model falls back on some frames; each fallback costs A + B",
+    ]
     if ml_1t is not None:
         ml1 = median_ms(samples["ml_1_thread"])
         notes.append(f"ML path at 1 intra-op thread: {ml1} ms, ratio {ml1 / b:.3f} to the rules")
     if always is not None:
         notes.append(f"rules=always (page default, rules parallel to ORT): {median_ms(samples['always'])} ms median")
-    return figure("P2", "ML inspection path ÷ rule path (in process)", ("ML", a, "ms"), ("rules", b, "ms"),
-                  a / b, "<= 0.5", notes, {k: median_ms(v) for k, v in samples.items()})
+    return figure(
+        "P2",
+        "ML inspection path ÷ rule path (in process)",
+        ("ML", a, "ms"),
+        ("rules", b, "ms"),
+        a / b,
+        "<= 0.5",
+        notes,
+        {k: median_ms(v) for k, v in samples.items()},
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run P2 and print the figure."""
     p = parser(__doc__)
     p.add_argument("--rounds", type=int, default=None, help="runs per frame and side (default 8, quick 2)")
-    p.add_argument("--threads", type=int, default=min(DEFAULT_INTRA_OP_THREADS, os.cpu_count() or 1),
-                   help="ONNX Runtime intra-op threads (default: the agent's default, capped at the cores)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=min(DEFAULT_INTRA_OP_THREADS, os.cpu_count() or 1),
+        help="ONNX Runtime intra-op threads (default: the agent's default, capped at the cores)",
+    )
     args = p.parse_args(argv)
     rounds = args.rounds or (2 if args.quick else 8)
     log(f"P2: ML path vs rule path, {rounds} rounds over 10 frames")

@@ -65,8 +65,9 @@ def tar_read(data_dir: Path, file_list: Path) -> tuple[int, float]:
     """``tar cf -`` of the listed files read through a pipe; (bytes, seconds)."""
     started = time.monotonic()
     size = 0
-    with subprocess.Popen(["tar", "cf", "-", "-C", str(data_dir), "-T", str(file_list)],
-                          stdout=subprocess.PIPE, bufsize=0) as proc:
+    with subprocess.Popen(
+        ["tar", "cf", "-", "-C", str(data_dir), "-T", str(file_list)], stdout=subprocess.PIPE, bufsize=0
+    ) as proc:
         while chunk := proc.stdout.read(MiB):
             size += len(chunk)
     if proc.returncode != 0:
@@ -83,17 +84,35 @@ def http_read(agent: AgentProcess) -> dict:
     before = rss(agent.proc.pid)
     sampler.start()
     try:
-        out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{size_download} %{time_total} "
-                              "%{time_starttransfer}", "-H", f"Authorization: Bearer {agent.token}",
-                              agent.api("dataset/export?format=tar")],
-                             capture_output=True, text=True, check=True, timeout=600)
+        out = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{size_download} %{time_total} %{time_starttransfer}",
+                "-H",
+                f"Authorization: Bearer {agent.token}",
+                agent.api("dataset/export?format=tar"),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=600,
+        )
     finally:
         sampler.stop.set()
         sampler.join()
     size, seconds, first = out.stdout.split()
-    return {"bytes": int(size), "mb_per_s": round(int(size) / MiB / float(seconds), 1), "seconds": float(seconds),
-            "time_to_first_byte_s": float(first), "rss_before_mib": round(before / MiB, 1),
-            "rss_peak_during_mib": round(max(sampler.peak, before) / MiB, 1)}
+    return {
+        "bytes": int(size),
+        "mb_per_s": round(int(size) / MiB / float(seconds), 1),
+        "seconds": float(seconds),
+        "time_to_first_byte_s": float(first),
+        "rss_before_mib": round(before / MiB, 1),
+        "rss_peak_during_mib": round(max(sampler.peak, before) / MiB, 1),
+    }
 
 
 def measure_size(work: Path, captures: int, rounds: int) -> dict:
@@ -104,8 +123,9 @@ def measure_size(work: Path, captures: int, rounds: int) -> dict:
     agent.start(timeout=900)
     out: dict = {"captures": captures, "agent_start_s": round(time.monotonic() - started, 1)}
     try:
-        manifest = DatasetManifest.from_dict(requests.get(agent.api("dataset/manifest"), headers=agent.auth,
-                                                          timeout=120).json())
+        manifest = DatasetManifest.from_dict(
+            requests.get(agent.api("dataset/manifest"), headers=agent.auth, timeout=120).json()
+        )
         files = [f.path for s in manifest.samples for f in s.files()]
         out["samples"], out["files"] = len(manifest.samples), len(files)
         out["dataset_mib"] = round(sum(f.bytes for s in manifest.samples for f in s.files()) / MiB, 1)
@@ -146,22 +166,37 @@ def measure(sizes: list[int], rounds: int, work: Path) -> list[dict]:
     big, small = results[-1], results[0]
     ratio = big["http_mb_s"] / big["tar_mb_s"]
     throughput = figure(
-        "P3a", f"export tar MB/s ÷ tar cf - ({big['captures']} captures)", ("HTTP export", big["http_mb_s"], "MB/s"),
-        ("tar cf -", big["tar_mb_s"], "MB/s"), ratio, ">= 0.8",
-        [f"{big['samples']} samples, {big['files']} files, {big['dataset_mib']} MiB; frames {FRAME_W}x{FRAME_H} PNG "
-         f"+ 16-bit depth PNG; {rounds} interleaved rounds after a warm-up round; page cache warm for both",
-         f"HTTP client: curl to /dev/null; agent time to first byte (manifest snapshot) "
-         f"{statistics.median(r['time_to_first_byte_s'] for r in big['http'])} s"],
-        {"sizes": results})
+        "P3a",
+        f"export tar MB/s ÷ tar cf - ({big['captures']} captures)",
+        ("HTTP export", big["http_mb_s"], "MB/s"),
+        ("tar cf -", big["tar_mb_s"], "MB/s"),
+        ratio,
+        ">= 0.8",
+        [
+            f"{big['samples']} samples, {big['files']} files, {big['dataset_mib']} MiB; frames {FRAME_W}x{FRAME_H} PNG "
+            f"+ 16-bit depth PNG; {rounds} interleaved rounds after a warm-up round; page cache warm for both",
+            f"HTTP client: curl to /dev/null; agent time to first byte (manifest snapshot) "
+            f"{statistics.median(r['time_to_first_byte_s'] for r in big['http'])} s",
+        ],
+        {"sizes": results},
+    )
     peaks = {r["captures"]: r["rss_peak_mib"] for r in results}
     flat = big["rss_peak_mib"] <= FLAT_FACTOR * small["rss_peak_mib"]
     rss = figure(
-        "P3b", f"agent peak RSS while exporting {small['captures']} vs {big['captures']} captures",
-        (f"{small['captures']}", small["rss_peak_mib"], "MiB"), (f"{big['captures']}", big["rss_peak_mib"], "MiB"),
-        None, f"<= {RSS_LIMIT_MIB:g}", [f"peak RSS by size (MiB): {peaks}; flat means largest <= {FLAT_FACTOR} x "
-                                         f"smallest: {'yes' if flat else 'NO'}; idle agent before the export: "
-                                         f"{ {r['captures']: r['rss_before_mib'] for r in results} } MiB"],
-        {"peaks_mib": peaks, "flat": flat}, value=max(peaks.values()))
+        "P3b",
+        f"agent peak RSS while exporting {small['captures']} vs {big['captures']} captures",
+        (f"{small['captures']}", small["rss_peak_mib"], "MiB"),
+        (f"{big['captures']}", big["rss_peak_mib"], "MiB"),
+        None,
+        f"<= {RSS_LIMIT_MIB:g}",
+        [
+            f"peak RSS by size (MiB): {peaks}; flat means largest <= {FLAT_FACTOR} x "
+            f"smallest: {'yes' if flat else 'NO'}; idle agent before the export: "
+            f"{ {r['captures']: r['rss_before_mib'] for r in results} } MiB"
+        ],
+        {"peaks_mib": peaks, "flat": flat},
+        value=max(peaks.values()),
+    )
     rss["met"] = bool(rss["met"] and flat)
     return [throughput, rss]
 

@@ -52,10 +52,20 @@ def lightning_run(cfg, dm, steps: int) -> list[float]:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = build_module(cfg, dm)
     clock = StepClock()
-    trainer = L.Trainer(accelerator="cpu", devices=1, precision="32-true", max_steps=steps, limit_val_batches=0,
-                        num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[clock],
-                        default_root_dir=cfg.paths.output_dir)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        devices=1,
+        precision="32-true",
+        max_steps=steps,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[clock],
+        default_root_dir=cfg.paths.output_dir,
+    )
     trainer.fit(module, datamodule=dm)
     return clock.ends
 
@@ -84,8 +94,13 @@ def plain_run(cfg, dm, steps: int) -> list[float]:
 def measure(data: Path, steps: int, rounds: int) -> dict:
     """Alternate Lightning and the plain loop ``rounds`` times; returns the figure."""
     with tempfile.TemporaryDirectory(prefix="bench-p4-") as tmp:
-        cfg = compose_baseline(f"data.source={data}", "data.glob=*.jpg", f"paths.output_dir={tmp}",
-                               f"data.cache_dir={tmp}/cache", "data.progress=false")
+        cfg = compose_baseline(
+            f"data.source={data}",
+            "data.glob=*.jpg",
+            f"paths.output_dir={tmp}",
+            f"data.cache_dir={tmp}/cache",
+            "data.progress=false",
+        )
         dm = build_datamodule(cfg)
         batch = int(cfg.data.batch_size)
         runs = {"lightning": lambda: lightning_run(cfg, dm, steps), "plain": lambda: plain_run(cfg, dm, steps)}
@@ -98,14 +113,23 @@ def measure(data: Path, steps: int, rounds: int) -> dict:
                     raise RuntimeError(f"{name} ran {len(ends)} steps, expected {steps}")
                 rates[name] += step_rates(ends, batch)
     med = {name: statistics.median(v) for name, v in rates.items()}
-    notes = [f"{cfg.model.backbone} at {cfg.data.image_size}px (frozen: {list(cfg.model.freeze)}), batch {batch}, "
-             f"{steps} steps per run, {rounds} run(s) per side, median of {len(rates['plain'])} per-step rates "
-             f"per side, "
-             f"CPU fp32, torch threads {torch.get_num_threads()}",
-             f"data: {len(dm.split.train)} training images of {data}"]
-    return figure("P4", "Lightning ÷ hand-written loop, training images/s",
-                  ("Lightning", round(med["lightning"], 2), "img/s"), ("plain loop", round(med["plain"], 2), "img/s"),
-                  med["lightning"] / med["plain"], ">= 0.9", notes, {"images_per_s": rates})
+    notes = [
+        f"{cfg.model.backbone} at {cfg.data.image_size}px (frozen: {list(cfg.model.freeze)}), batch {batch}, "
+        f"{steps} steps per run, {rounds} run(s) per side, median of {len(rates['plain'])} per-step rates "
+        f"per side, "
+        f"CPU fp32, torch threads {torch.get_num_threads()}",
+        f"data: {len(dm.split.train)} training images of {data}",
+    ]
+    return figure(
+        "P4",
+        "Lightning ÷ hand-written loop, training images/s",
+        ("Lightning", round(med["lightning"], 2), "img/s"),
+        ("plain loop", round(med["plain"], 2), "img/s"),
+        med["lightning"] / med["plain"],
+        ">= 0.9",
+        notes,
+        {"images_per_s": rates},
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

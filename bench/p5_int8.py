@@ -51,22 +51,45 @@ def measure(info: dict, data: Path, runs: int) -> list[dict]:
         acc[name] = float((logits.argmax(1) == targets).mean())
     sessions = {name: ort_session(str(run_dir / name), threads=1) for name in ("model.onnx", "model.int8.onnx")}
     x = inputs[:1]
-    samples = interleave({name: (lambda s=s: s.run(None, {s.get_inputs()[0].name: x}) and None)
-                          for name, s in sessions.items()}, runs, warmup=3)
+    samples = interleave(
+        {name: (lambda s=s: s.run(None, {s.get_inputs()[0].name: x}) and None) for name, s in sessions.items()},
+        runs,
+        warmup=3,
+    )
     fp32_ms, int8_ms = median_ms(samples["model.onnx"]), median_ms(samples["model.int8.onnx"])
     drop = (acc["model.onnx"] - acc["model.int8.onnx"]) * 100.0
     sizes = {name: (run_dir / name).stat().st_size for name in sessions}
     trainer = info["metrics"]
     common = [describe(info), f"test split: {len(targets)} images of {data}"]
-    latency = figure("P5a", WHAT_LATENCY, ("int8", int8_ms, "ms"), ("fp32", fp32_ms, "ms"), int8_ms / fp32_ms, None,
-                     [*common, f"model files: fp32 {sizes['model.onnx'] / 1e6:.1f} MB, int8 "
-                               f"{sizes['model.int8.onnx'] / 1e6:.1f} MB; {runs} alternating runs each"],
-                     {"fp32_ms": samples["model.onnx"], "int8_ms": samples["model.int8.onnx"], "sizes": sizes})
-    accuracy = figure("P5b", WHAT_ACCURACY, ("fp32", round(acc["model.onnx"] * 100, 2), "%"),
-                      ("int8", round(acc["model.int8.onnx"] * 100, 2), "%"), None, "<= 1",
-                      [*common, f"the trainer's own figures for this run: fp32 {trainer['test']['accuracy']:.4f}, "
-                                f"int8 {trainer['int8']['test']['accuracy']:.4f}"],
-                      {"accuracy": acc, "run_dir": str(run_dir)}, value=round(drop, 2))
+    latency = figure(
+        "P5a",
+        WHAT_LATENCY,
+        ("int8", int8_ms, "ms"),
+        ("fp32", fp32_ms, "ms"),
+        int8_ms / fp32_ms,
+        None,
+        [
+            *common,
+            f"model files: fp32 {sizes['model.onnx'] / 1e6:.1f} MB, int8 "
+            f"{sizes['model.int8.onnx'] / 1e6:.1f} MB; {runs} alternating runs each",
+        ],
+        {"fp32_ms": samples["model.onnx"], "int8_ms": samples["model.int8.onnx"], "sizes": sizes},
+    )
+    accuracy = figure(
+        "P5b",
+        WHAT_ACCURACY,
+        ("fp32", round(acc["model.onnx"] * 100, 2), "%"),
+        ("int8", round(acc["model.int8.onnx"] * 100, 2), "%"),
+        None,
+        "<= 1",
+        [
+            *common,
+            f"the trainer's own figures for this run: fp32 {trainer['test']['accuracy']:.4f}, "
+            f"int8 {trainer['int8']['test']['accuracy']:.4f}",
+        ],
+        {"accuracy": acc, "run_dir": str(run_dir)},
+        value=round(drop, 2),
+    )
     return [latency, accuracy]
 
 
@@ -78,11 +101,22 @@ def main(argv: list[str] | None = None) -> int:
     data = data_path(args.data)
     info = run_info(args.model_dir) if args.model_dir else find_run(data)
     if args.model_dir and info is None:
-        raise SystemExit(f"{args.model_dir} is not a complete baseline run dir (model.onnx, model.int8.onnx, "
-                         f"metrics.json with int8 results)")
+        raise SystemExit(
+            f"{args.model_dir} is not a complete baseline run dir (model.onnx, model.int8.onnx, "
+            f"metrics.json with int8 results)"
+        )
     if info is None and args.quick:
-        emit([skipped("P5", WHAT_ACCURACY, "no trained baseline run under outputs/ and --quick does not train one "
-                                           "(give --model-dir or run without --quick)")], args.out)
+        emit(
+            [
+                skipped(
+                    "P5",
+                    WHAT_ACCURACY,
+                    "no trained baseline run under outputs/ and --quick does not train one "
+                    "(give --model-dir or run without --quick)",
+                )
+            ],
+            args.out,
+        )
         return 0
     info = info or train_short(data)
     log(f"P5: {describe(info)}")

@@ -52,28 +52,45 @@ def measure(runs: int) -> dict:
     session = ort.InferenceSession(str(model), sess_options=session_options(1), providers=["CPUExecutionProvider"])
     card = read_card(session)
     x = torch.zeros(1, 3, size, size).numpy()
-    samples = interleave({"ort": lambda: session.run([card.output_name], {card.input.tensor_name: x}) and None},
-                         runs, warmup=3)
+    samples = interleave(
+        {"ort": lambda: session.run([card.output_name], {card.input.tensor_name: x}) and None}, runs, warmup=3
+    )
     x86_ms = round(min(samples["ort"]) * 1000.0, 3)  # the least disturbed run: the board runs alone
     gmacs = macs / 1e9
     ghz = cpu_ghz()
     factor = (X86_MAC_PER_CYCLE * ghz) / (A55_MAC_PER_CYCLE * A55_GHZ)
     board_1t = x86_ms * factor
     board_4t = board_1t / (4 * FOUR_THREAD_EFFICIENCY)
-    notes = [f"{cfg.model.backbone} at {size}x{size}x3: {macs / 1e6:.0f} M MACs, {params / 1e6:.2f} M parameters "
-             f"(5-class weld head)",
-             f"x86 measured: {x86_ms:.1f} ms at 1 thread ({x86_ms / gmacs:.1f} ms/GMAC, fastest of {runs} runs on "
-             f"the shared machine: the least disturbed by other load); A55 factor {factor:.1f} = "
-             f"({X86_MAC_PER_CYCLE} MAC/cycle x {ghz:.2f} GHz) / "
-             f"({A55_MAC_PER_CYCLE} MAC/cycle x {A55_GHZ} GHz)",
-             f"ESTIMATE for the RDK X5 CPU (not measured on a board): ~{board_1t:.0f} ms at 1 thread, "
-             f"~{board_4t:.0f} ms at 4 threads ({FOUR_THREAD_EFFICIENCY:.0%} efficiency assumed)"]
-    return figure("P6", "default model size and estimated RDK X5 CPU latency (1 thread)",
-                  ("MACs", round(macs / 1e6, 1), "M"), ("params", round(params / 1e6, 3), "M"), None, None, notes,
-                  {"macs": macs, "params": params, "input": [3, size, size], "x86_ms_1t": x86_ms,
-                   "x86_ms_per_gmac": round(x86_ms / gmacs, 2), "a55_factor": round(factor, 2),
-                   "board_estimate_ms_1t": round(board_1t, 1), "board_estimate_ms_4t": round(board_4t, 1)},
-                  value=round(board_1t, 1))
+    notes = [
+        f"{cfg.model.backbone} at {size}x{size}x3: {macs / 1e6:.0f} M MACs, {params / 1e6:.2f} M parameters "
+        f"(5-class weld head)",
+        f"x86 measured: {x86_ms:.1f} ms at 1 thread ({x86_ms / gmacs:.1f} ms/GMAC, fastest of {runs} runs on "
+        f"the shared machine: the least disturbed by other load); A55 factor {factor:.1f} = "
+        f"({X86_MAC_PER_CYCLE} MAC/cycle x {ghz:.2f} GHz) / "
+        f"({A55_MAC_PER_CYCLE} MAC/cycle x {A55_GHZ} GHz)",
+        f"ESTIMATE for the RDK X5 CPU (not measured on a board): ~{board_1t:.0f} ms at 1 thread, "
+        f"~{board_4t:.0f} ms at 4 threads ({FOUR_THREAD_EFFICIENCY:.0%} efficiency assumed)",
+    ]
+    return figure(
+        "P6",
+        "default model size and estimated RDK X5 CPU latency (1 thread)",
+        ("MACs", round(macs / 1e6, 1), "M"),
+        ("params", round(params / 1e6, 3), "M"),
+        None,
+        None,
+        notes,
+        {
+            "macs": macs,
+            "params": params,
+            "input": [3, size, size],
+            "x86_ms_1t": x86_ms,
+            "x86_ms_per_gmac": round(x86_ms / gmacs, 2),
+            "a55_factor": round(factor, 2),
+            "board_estimate_ms_1t": round(board_1t, 1),
+            "board_estimate_ms_4t": round(board_4t, 1),
+        },
+        value=round(board_1t, 1),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

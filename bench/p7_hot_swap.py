@@ -53,8 +53,12 @@ class Clients:
             if self.stop.is_set():
                 return
             try:
-                r = session.post(self.agent.api("inspect"), files={"image": ("f.jpg", self.data)},
-                                 headers=self.agent.auth, timeout=30)
+                r = session.post(
+                    self.agent.api("inspect"),
+                    files={"image": ("f.jpg", self.data)},
+                    headers=self.agent.auth,
+                    timeout=30,
+                )
                 body = r.json() if r.status_code == 200 else None
             except (requests.RequestException, ValueError) as exc:
                 r, body = None, None
@@ -115,17 +119,25 @@ def measure(swaps: int, clients: int) -> dict:
                     time.sleep(1.0)
         finally:
             agent.stop()
-    notes = [f"{clients} clients, {load.ok + load.failed} requests ({load.ok} ok, {load.failed} failed, "
-             f"{load.fallback} answered by the rules), {swaps} swaps; answers per model sha: {load.by_model}",
-             f"swap-to-active: median {statistics.median(times):.2f} s, max {max(times):.2f} s (rename -> GET model "
-             f"reports the new sha256; includes the agent's poll interval and stable-file check)"]
+    notes = [
+        f"{clients} clients, {load.ok + load.failed} requests ({load.ok} ok, {load.failed} failed, "
+        f"{load.fallback} answered by the rules), {swaps} swaps; answers per model sha: {load.by_model}",
+        f"swap-to-active: median {statistics.median(times):.2f} s, max {max(times):.2f} s (rename -> GET model "
+        f"reports the new sha256; includes the agent's poll interval and stable-file check)",
+    ]
     if load.errors:
         notes.append(f"first errors: {load.errors[:3]}")
-    return figure("P7", "failed inspect requests during model hot swaps",
-                  ("failed", load.failed, "req"), ("swap-to-active", round(statistics.median(times), 2), "s"),
-                  None, "<= 0", notes, {"swap_s": times, "ok": load.ok, "failed": load.failed,
-                                        "fallback": load.fallback, "by_model": load.by_model},
-                  value=load.failed)
+    return figure(
+        "P7",
+        "failed inspect requests during model hot swaps",
+        ("failed", load.failed, "req"),
+        ("swap-to-active", round(statistics.median(times), 2), "s"),
+        None,
+        "<= 0",
+        notes,
+        {"swap_s": times, "ok": load.ok, "failed": load.failed, "fallback": load.fallback, "by_model": load.by_model},
+        value=load.failed,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

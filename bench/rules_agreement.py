@@ -44,8 +44,9 @@ def measure(per_label: int, seed: int, use_depth: bool, rubric: Rubric | None = 
         "labels": names,
         "confusion": confusion.tolist(),
         "agreement": float(np.trace(confusion) / n),
-        "pass_fail_agreement": float((said_ok[truth_ok].sum() + (confusion[~truth_ok].sum() - said_ok[~truth_ok].sum()))
-                                     / n),
+        "pass_fail_agreement": float(
+            (said_ok[truth_ok].sum() + (confusion[~truth_ok].sum() - said_ok[~truth_ok].sum())) / n
+        ),
         "recall": {name: float(confusion[i, i] / confusion[i].sum()) for i, name in enumerate(names)},
         "frames": int(n),
         "generate_ms": 1000 * gen_s / n,

@@ -25,17 +25,34 @@ from bench.common import OUT_DIR, REPO, data_path, log, markdown, parser, table
 
 # (module, timeout in seconds). accuracy runs before p5: a short training run it makes is then reused.
 BENCHMARKS = [
-    ("p1_agent_overhead", 300), ("p2_ml_vs_rules", 300), ("p6_model_size", 240), ("p7_hot_swap", 300),
-    ("p3_export", 600), ("p4_training", 600), ("accuracy", 1200), ("p5_int8", 900),
+    ("p1_agent_overhead", 300),
+    ("p2_ml_vs_rules", 300),
+    ("p6_model_size", 240),
+    ("p7_hot_swap", 300),
+    ("p3_export", 600),
+    ("p4_training", 600),
+    ("accuracy", 1200),
+    ("p5_int8", 900),
 ]
 
 
 def machine() -> dict:
     """CPU model, core count and load, as the results should state them."""
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    return {"cpu": model, "cores": os.cpu_count(), "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()],
-            "python": platform.python_version(), "platform": platform.platform()}
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def run_one(module: str, timeout: int, quick: bool, data: Path) -> tuple[list[dict], float]:
@@ -55,8 +72,21 @@ def run_one(module: str, timeout: int, quick: bool, data: Path) -> tuple[list[di
     wall = time.monotonic() - started
     if code == 0 and out.is_file():
         return json.loads(out.read_text()), wall
-    return [{"id": module, "what": module, "a": None, "b": None, "ratio": None, "value": None, "goal": None,
-             "met": None, "skipped": f"failed: {why}", "notes": [f"{module} failed: {why}"], "details": {}}], wall
+    return [
+        {
+            "id": module,
+            "what": module,
+            "a": None,
+            "b": None,
+            "ratio": None,
+            "value": None,
+            "goal": None,
+            "met": None,
+            "skipped": f"failed: {why}",
+            "notes": [f"{module} failed: {why}"],
+            "details": {},
+        }
+    ], wall
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default=None, help="comma-separated module names or prefixes (e.g. p1,p3)")
     args = p.parse_args(argv)
     data = data_path(args.data)
-    selected = [(m, t) for m, t in BENCHMARKS
-                if not args.only or any(m.startswith(s.strip()) for s in args.only.split(","))]
+    selected = [
+        (m, t) for m, t in BENCHMARKS if not args.only or any(m.startswith(s.strip()) for s in args.only.split(","))
+    ]
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     before = machine()
     started = time.monotonic()
@@ -77,15 +108,19 @@ def main(argv: list[str] | None = None) -> int:
     total = time.monotonic() - started
     results = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "quick": args.quick, "data": str(data), "machine": before,
+        "quick": args.quick,
+        "data": str(data),
+        "machine": before,
         "load_avg_after": [round(x, 2) for x in os.getloadavg()],
         "wall_s": {**{k: round(v, 1) for k, v in walls.items()}, "total": round(total, 1)},
         "figures": figures,
     }
     out = args.out or OUT_DIR / "results.json"
     out.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    print(f"\n=== benchmark suite{' (quick)' if args.quick else ''}: {before['cpu']}, {before['cores']} cores, "
-          f"load {before['load_avg_1_5_15']} -> {results['load_avg_after']}, {total / 60:.1f} min ===")
+    print(
+        f"\n=== benchmark suite{' (quick)' if args.quick else ''}: {before['cpu']}, {before['cores']} cores, "
+        f"load {before['load_avg_1_5_15']} -> {results['load_avg_after']}, {total / 60:.1f} min ==="
+    )
     for f in figures:
         for note in f["notes"]:
             print(f"  [{f['id']}] {note}")

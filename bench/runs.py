@@ -16,8 +16,14 @@ from pathlib import Path
 
 from bench.common import REPO, log
 
-SHORT_OVERRIDES = ("trainer.max_epochs=1", "data.image_size=128", "export.bpu=false", "export.latency_runs=5",
-                   "export.calibration_images=64", "trainer.enable_progress_bar=false")
+SHORT_OVERRIDES = (
+    "trainer.max_epochs=1",
+    "data.image_size=128",
+    "export.bpu=false",
+    "export.latency_runs=5",
+    "export.calibration_images=64",
+    "trainer.enable_progress_bar=false",
+)
 FULL_EPOCHS = 10
 
 
@@ -30,8 +36,13 @@ def run_info(run_dir: Path) -> dict | None:
     if config.get("task_name") != "baseline" or "int8" not in metrics:
         return None
     max_epochs = int((config.get("trainer") or {}).get("max_epochs") or 0)
-    return {"dir": run_dir, "metrics": metrics, "max_epochs": max_epochs, "full": max_epochs >= FULL_EPOCHS,
-            "sources": metrics["dataset"]["sources"]}
+    return {
+        "dir": run_dir,
+        "metrics": metrics,
+        "max_epochs": max_epochs,
+        "full": max_epochs >= FULL_EPOCHS,
+        "sources": metrics["dataset"]["sources"],
+    }
 
 
 def find_run(data: Path, root: Path = REPO / "outputs") -> dict | None:
@@ -63,6 +74,8 @@ def describe(info: dict) -> str:
     """One line: where the run is and how it was trained."""
     m = info["metrics"]
     schedule = "full baseline schedule" if info["full"] else f"SHORT schedule ({info['max_epochs']} epoch(s))"
-    return (f"run {info['dir'].relative_to(REPO) if info['dir'].is_relative_to(REPO) else info['dir']}: "
-            f"{m['model']['architecture']} {m['model']['input']}, {m['training']['epochs']} epochs trained, "
-            f"{schedule}")
+    return (
+        f"run {info['dir'].relative_to(REPO) if info['dir'].is_relative_to(REPO) else info['dir']}: "
+        f"{m['model']['architecture']} {m['model']['input']}, {m['training']['epochs']} epochs trained, "
+        f"{schedule}"
+    )

@@ -86,5 +86,8 @@ def ort_latency_ms(path: str, input_shape: Sequence[int], runs: int = 30, thread
         start = time.perf_counter()
         session.run(None, {name: x})
         times.append((time.perf_counter() - start) * 1000.0)
-    return {"threads": threads, "median_ms": round(float(np.median(times)), 3),
-            "p90_ms": round(float(np.percentile(times, 90)), 3)}
+    return {
+        "threads": threads,
+        "median_ms": round(float(np.median(times)), 3),
+        "p90_ms": round(float(np.percentile(times, 90)), 3),
+    }

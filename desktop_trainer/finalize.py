@@ -33,7 +33,10 @@ def code_version() -> str:
     """``git describe`` of the checkout when available, else the package version."""
     try:
         out = subprocess.run(
-            ["git", "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=5,
+            ["git", "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=5,
             cwd=Path(__file__).parent,
         )
         return out.stdout.strip() or __version__
@@ -106,14 +109,24 @@ def finalize(
     metrics = {
         "labels": labels,
         "label_schema_hash": card.label_schema_hash,
-        "dataset": {"id": dm.dataset.dataset_id, "sources": list(dm.dataset.sources),
-                    "samples": len(dm.dataset.samples)},
+        "dataset": {
+            "id": dm.dataset.dataset_id,
+            "sources": list(dm.dataset.sources),
+            "samples": len(dm.dataset.samples),
+        },
         "split_sizes": dm.split.sizes(labels),
-        "model": {"architecture": cfg.model.backbone, "pretrained": str(cfg.model.pretrained), "macs": macs,
-                  "input": f"{contract.channels} {contract.width}x{contract.height} {contract.resize}",
-                  "checkpoint": ckpt},
-        "training": {"epochs": trainer.current_epoch, "seconds": round(train_seconds, 1),
-                     "precision": str(trainer.precision)},
+        "model": {
+            "architecture": cfg.model.backbone,
+            "pretrained": str(cfg.model.pretrained),
+            "macs": macs,
+            "input": f"{contract.channels} {contract.width}x{contract.height} {contract.resize}",
+            "checkpoint": ckpt,
+        },
+        "training": {
+            "epochs": trainer.current_epoch,
+            "seconds": round(train_seconds, 1),
+            "precision": str(trainer.precision),
+        },
         "val": results["val"][2],
         "test": results["test"][2],
         "parity": parity,
@@ -162,8 +175,10 @@ def print_closing(paths: dict, metrics: dict) -> None:
     """Print where everything is and the exact command to ship the model."""
     test = metrics["test"]
     print("\n=== desktop_trainer: done ===")
-    print(f"test accuracy {test.get('accuracy', 0):.4f}  macro-F1 {test.get('macro_f1', 0):.4f}  "
-          f"ORT 1-thread {metrics['latency']['fp32']['median_ms']} ms  MACs {metrics['model']['macs'] / 1e6:.1f} M")
+    print(
+        f"test accuracy {test.get('accuracy', 0):.4f}  macro-F1 {test.get('macro_f1', 0):.4f}  "
+        f"ORT 1-thread {metrics['latency']['fp32']['median_ms']} ms  MACs {metrics['model']['macs'] / 1e6:.1f} M"
+    )
     for name, path in paths.items():
         print(f"{name:>11}: {path}")
     print(f"\nShip it:\n  make deploy-model RDK_HOST=<user@board> MODEL={Path(paths['model']).resolve()}\n")

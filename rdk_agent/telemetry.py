@@ -95,8 +95,13 @@ class Gauge(_Metric):
 
     kind = "gauge"
 
-    def __init__(self, name: str, help_text: str, labelnames: Iterable[str] = (),
-                 collect: Callable[[], dict[tuple[str, ...], float]] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        help_text: str,
+        labelnames: Iterable[str] = (),
+        collect: Callable[[], dict[tuple[str, ...], float]] | None = None,
+    ) -> None:
         super().__init__(name, help_text, labelnames)
         self.collect = collect
 
@@ -123,8 +128,9 @@ class Histogram(_Metric):
 
     kind = "histogram"
 
-    def __init__(self, name: str, help_text: str, labelnames: Iterable[str] = (),
-                 buckets: Iterable[float] = LATENCY_BUCKETS_S) -> None:
+    def __init__(
+        self, name: str, help_text: str, labelnames: Iterable[str] = (), buckets: Iterable[float] = LATENCY_BUCKETS_S
+    ) -> None:
         super().__init__(name, help_text, labelnames)
         self.buckets = tuple(sorted(float(b) for b in buckets))
 
@@ -190,17 +196,21 @@ class Telemetry:
     def __init__(self) -> None:
         self.registry = Registry()
         reg = self.registry.register
-        self.inspect_latency = reg(Histogram(
-            "rdk_inspection_latency_seconds", "End-to-end inspection latency by deciding engine", ("engine",)))
-        self.inspections = reg(Counter("rdk_inspections_total", "Inspections by deciding engine and label",
-                                       ("engine", "label")))
-        self.fallbacks = reg(Counter("rdk_inspection_fallbacks_total", "Inspections decided by the rules, by reason",
-                                     ("reason",)))
+        self.inspect_latency = reg(
+            Histogram("rdk_inspection_latency_seconds", "End-to-end inspection latency by deciding engine", ("engine",))
+        )
+        self.inspections = reg(
+            Counter("rdk_inspections_total", "Inspections by deciding engine and label", ("engine", "label"))
+        )
+        self.fallbacks = reg(
+            Counter("rdk_inspection_fallbacks_total", "Inspections decided by the rules, by reason", ("reason",))
+        )
         self.review_queued = reg(Counter("rdk_review_queued_total", "Low-confidence frames saved for review"))
         self.captures = reg(Counter("rdk_captures_total", "Captures stored, by label", ("label",)))
         self.model_reloads = reg(Counter("rdk_model_reloads_total", "Model loads that passed the checks and went live"))
-        self.model_failures = reg(Counter("rdk_model_load_failures_total", "Model files refused, by reason code",
-                                          ("code",)))
+        self.model_failures = reg(
+            Counter("rdk_model_load_failures_total", "Model files refused, by reason code", ("code",))
+        )
         self.model_active = reg(Gauge("rdk_model_active", "1 while an ONNX model serves, else 0"))
         self.dataset_samples = reg(Gauge("rdk_dataset_samples", "Stored samples by label", ("label",)))
         self.dataset_bytes = reg(Gauge("rdk_dataset_bytes", "Bytes of stored sample files"))

@@ -75,8 +75,14 @@ def sync_agent(url: str, cache: ObjectCache, token: str | None = None, progress:
     todo = cache.missing(manifest)
     total = sum(ref.bytes for _, ref in todo)
     done = sum(cache.part_path(ref).stat().st_size for _, ref in todo if cache.part_path(ref).exists())
-    with tqdm(total=total, initial=done, unit="B", unit_scale=True, desc=f"sync {client.url}",
-              disable=not progress or not todo) as bar:
+    with tqdm(
+        total=total,
+        initial=done,
+        unit="B",
+        unit_scale=True,
+        desc=f"sync {client.url}",
+        disable=not progress or not todo,
+    ) as bar:
         for sample, ref in todo:
             _fetch_verified(client, cache, sample, ref, bar)
     return dataset_from_manifest(manifest, cache, client.url)

@@ -51,9 +51,7 @@ def load_folder(root: str | Path, glob: str = "*", labels: list[str] | None = No
         name = label_name(class_dir.name)
         if name in by_label:
             raise DataError(f"two class folders map to the same label {name!r} in {root}")
-        files = sorted(
-            p for p in class_dir.rglob(glob) if p.is_file() and not p.name.endswith(DEPTH_SUFFIXES)
-        )
+        files = sorted(p for p in class_dir.rglob(glob) if p.is_file() and not p.name.endswith(DEPTH_SUFFIXES))
         by_label[name] = [_sample(root, p, name) for p in files]
     empty = [n for n, s in by_label.items() if not s]
     if empty:

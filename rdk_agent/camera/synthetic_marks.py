@@ -46,6 +46,7 @@ def draw_gap(scene: _Scene, t: np.ndarray) -> np.ndarray:
     )
     return gate
 
+
 def draw_defects(scene: _Scene) -> None:
     """Draw the frame label's defect into the scene's layers and record its geometry in the meta."""
     rng, meta = scene.rng, scene.meta
@@ -64,10 +65,12 @@ def draw_defects(scene: _Scene) -> None:
     elif scene.label == "spatter":
         for _ in range(int(rng.integers(3, 16))):
             r = float(rng.uniform(1.5, 4.0)) * scene.scale
-            x, y = scene.inside(lambda: (
-                rng.uniform(scene.t_lo, scene.t_hi),
-                (scene.hw * rng.uniform(1.0, 1.15) + rng.exponential(30) * scene.scale) * rng.choice([-1.0, 1.0]),
-            ))
+            x, y = scene.inside(
+                lambda: (
+                    rng.uniform(scene.t_lo, scene.t_hi),
+                    (scene.hw * rng.uniform(1.0, 1.15) + rng.exponential(30) * scene.scale) * rng.choice([-1.0, 1.0]),
+                )
+            )
             cv2.circle(scene.bright, (x, y), round(r), float(rng.uniform(35, 110)), -1)
             cv2.circle(scene.dark, (x + 1, y + 1), round(r) + 1, float(rng.uniform(0.6, 0.85)), -1)
             cv2.circle(scene.dh, (x, y), round(r), float(rng.uniform(0.3, 1.0)), -1)
@@ -78,15 +81,24 @@ def draw_defects(scene: _Scene) -> None:
         start = float(rng.uniform(scene.t_lo, scene.t_hi - length))
         width = max(2, round(rng.uniform(1.5, 4.5) * scene.scale))
         depth_mm = float(rng.uniform(0.2, 0.9))
-        pts = [scene.at(tt, side * (scene.half_width(tt) + width / 2 + rng.normal(0, 0.7)))
-               for tt in np.linspace(start, start + length, 24)]
+        pts = [
+            scene.at(tt, side * (scene.half_width(tt) + width / 2 + rng.normal(0, 0.7)))
+            for tt in np.linspace(start, start + length, 24)
+        ]
         pts = np.array([p for p in pts if scene.is_inside(*p, margin=0)] or pts[:1], np.int32)
         cv2.polylines(scene.dark, [pts], False, float(rng.uniform(0.35, 0.75)), width)
         cv2.polylines(scene.dh, [pts], False, -depth_mm - scene.bead_h * 0.05, width)
         meta["defects"].append(
-            {"type": "undercut", "side": int(side), "start_px": pts[0].tolist(), "end_px": pts[-1].tolist(),
-             "width_px": width, "depth_mm": rounded(depth_mm)}
+            {
+                "type": "undercut",
+                "side": int(side),
+                "start_px": pts[0].tolist(),
+                "end_px": pts[-1].tolist(),
+                "width_px": width,
+                "depth_mm": rounded(depth_mm),
+            }
         )
+
 
 def draw_nuisances(scene: _Scene) -> None:
     """Distractors drawn on every label: scale and oxide spots, scratches, glare, dust, toe shadows."""

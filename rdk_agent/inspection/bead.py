@@ -90,9 +90,16 @@ def _from_mask(mask: np.ndarray, norm: np.ndarray, rubric: Rubric) -> Bead:
     filled = np.zeros_like(mask)
     cv2.drawContours(filled, pieces, -1, 255, cv2.FILLED)
     bead = Bead(
-        found=True, norm=norm, mask=filled, width_px=float(width), length_px=float(max(rw, rh)),
+        found=True,
+        norm=norm,
+        mask=filled,
+        width_px=float(width),
+        length_px=float(max(rw, rh)),
         uniformity=float(area / hull_area) if hull_area > 0 else 0.0,
-        angle_deg=math.degrees(math.atan2(vy, vx)) % 180, pieces=len(pieces), origin=(x0, y0), direction=(vx, vy),
+        angle_deg=math.degrees(math.atan2(vy, vx)) % 180,
+        pieces=len(pieces),
+        origin=(x0, y0),
+        direction=(vx, vy),
     )
     bead.gap_px = _longest_gap(bead, mask.shape)
     return bead

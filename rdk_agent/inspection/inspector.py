@@ -42,8 +42,13 @@ def _ms(seconds: float) -> float:
 class Inspector:
     """Decides each frame with the serving model or the rules; counts results in telemetry."""
 
-    def __init__(self, models: ModelManager, rules: RuleEvaluating | None, settings: InspectionSettings | None = None,
-                 telemetry: Telemetry | None = None) -> None:
+    def __init__(
+        self,
+        models: ModelManager,
+        rules: RuleEvaluating | None,
+        settings: InspectionSettings | None = None,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self.models = models
         self.rules = rules
         self.settings = settings or models.settings

@@ -15,8 +15,9 @@ log = logging.getLogger(__name__)
 class LiveInspection:
     """Inspects the current frame every ``interval_s`` and keeps the latest result."""
 
-    def __init__(self, camera: CameraSource, inspector: Inspector, review: ReviewQueue | None,
-                 interval_s: float) -> None:
+    def __init__(
+        self, camera: CameraSource, inspector: Inspector, review: ReviewQueue | None, interval_s: float
+    ) -> None:
         self.camera = camera
         self.inspector = inspector
         self.review = review

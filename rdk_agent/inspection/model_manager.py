@@ -40,8 +40,12 @@ class ActiveModel:
 
     def to_dict(self) -> dict:
         """JSON summary for the status API."""
-        return {**self.classifier.describe(), "source": self.source, "activated_at": self.activated_at,
-                "health": self.health.to_dict()}
+        return {
+            **self.classifier.describe(),
+            "source": self.source,
+            "activated_at": self.activated_at,
+            "health": self.health.to_dict(),
+        }
 
 
 def _signature(path: Path) -> tuple[int, int, int] | None:
@@ -55,8 +59,13 @@ def _signature(path: Path) -> tuple[int, int, int] | None:
 class ModelManager:
     """Owns the serving model; ``start()`` loads the current file and starts the watcher thread."""
 
-    def __init__(self, models_dir: Path, schema: LabelSchema, settings: InspectionSettings | None = None,
-                 telemetry: Telemetry | None = None) -> None:
+    def __init__(
+        self,
+        models_dir: Path,
+        schema: LabelSchema,
+        settings: InspectionSettings | None = None,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self.settings = settings or InspectionSettings()
         self.models_dir = Path(models_dir)
         self.model_path = self.models_dir / self.settings.model_filename
@@ -145,8 +154,13 @@ class ModelManager:
     def _refuse(self, sha: str | None, exc: ModelLoadError) -> None:
         log.warning("model %s refused (%s): %s", (sha or "?")[:12], exc.code, exc.message)
         self.telemetry.model_failures.inc(code=exc.code)
-        self.last_error = {"file_sha256": sha, "reason": exc.reason, "code": exc.code, "message": exc.message,
-                           "at": time.time()}
+        self.last_error = {
+            "file_sha256": sha,
+            "reason": exc.reason,
+            "code": exc.code,
+            "message": exc.message,
+            "at": time.time(),
+        }
 
     def _activate(self, classifier: OnnxClassifier, source: str, data: bytes) -> None:
         try:  # kept before it serves, so that whatever serves can be rolled back to
@@ -157,8 +171,13 @@ class ModelManager:
         self.active = ActiveModel(classifier, source, health=health)  # the atomic swap
         self.telemetry.model_reloads.inc()
         self.telemetry.model_active.set(1)
-        log.info("model %s (%s) active from %s, load %.0f ms",
-                 classifier.sha256[:12], classifier.card.name, source, classifier.load_ms)
+        log.info(
+            "model %s (%s) active from %s, load %.0f ms",
+            classifier.sha256[:12],
+            classifier.card.name,
+            source,
+            classifier.load_ms,
+        )
 
     def _unload(self) -> None:
         log.info("model file removed; inspection falls back to the rules")
@@ -233,8 +252,11 @@ class ModelManager:
             "file": {"path": str(self.model_path), "present": self.model_path.is_file(), "sha256": self.file_sha256},
             "history": self.history.entries(),
             "schema_hash": self.schema.hash,
-            "settings": {"intra_op_threads": self.settings.intra_op_threads,
-                         "poll_interval_s": self.settings.poll_interval_s, "keep_models": self.settings.keep_models},
+            "settings": {
+                "intra_op_threads": self.settings.intra_op_threads,
+                "poll_interval_s": self.settings.poll_interval_s,
+                "keep_models": self.settings.keep_models,
+            },
         }
 
     def wait_for(self, sha256: str, timeout_s: float = 10.0) -> bool:
@@ -245,4 +267,3 @@ class ModelManager:
                 return True
             time.sleep(0.05)
         return False
-

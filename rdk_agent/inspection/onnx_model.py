@@ -138,26 +138,30 @@ class OnnxClassifier:
         inputs = {i.name: i for i in self.session.get_inputs()}
         if contract.tensor_name not in inputs:
             raise ModelLoadError(
-                "load_failed", "input_mismatch",
+                "load_failed",
+                "input_mismatch",
                 f"card names input '{contract.tensor_name}' but the graph has {sorted(inputs)}",
             )
         shape = inputs[contract.tensor_name].shape
         expected = [contract.num_channels, contract.height, contract.width]
         if len(shape) != 4 or any(isinstance(d, int) and d != e for d, e in zip(shape[1:], expected, strict=True)):
             raise ModelLoadError(
-                "load_failed", "input_mismatch",
+                "load_failed",
+                "input_mismatch",
                 f"graph input shape {shape} does not match the card's N x {' x '.join(map(str, expected))}",
             )
         outputs = {o.name: o for o in self.session.get_outputs()}
         if self.card.output_name not in outputs:
             raise ModelLoadError(
-                "load_failed", "output_mismatch",
+                "load_failed",
+                "output_mismatch",
                 f"card names output '{self.card.output_name}' but the graph has {sorted(outputs)}",
             )
         out_shape = outputs[self.card.output_name].shape
         if len(out_shape) != 2 or (isinstance(out_shape[1], int) and out_shape[1] != len(self.labels)):
             raise ModelLoadError(
-                "load_failed", "output_mismatch",
+                "load_failed",
+                "output_mismatch",
                 f"graph output shape {out_shape} does not match N x {len(self.labels)} labels",
             )
 
@@ -182,9 +186,7 @@ class OnnxClassifier:
             raise InferenceError(f"preprocessing failed: {exc}") from None
         t1 = time.perf_counter()
         try:
-            (out,) = self.session.run(
-                [self.card.output_name], {self.card.input.tensor_name: x[None]}, run_options
-            )
+            (out,) = self.session.run([self.card.output_name], {self.card.input.tensor_name: x[None]}, run_options)
         except Exception as exc:
             timed_out = run_options is not None and run_options.terminate
             raise InferenceError(f"session.run failed: {_first_line(exc)}", timed_out=timed_out) from None
@@ -218,13 +220,15 @@ class OnnxClassifier:
 def _check_schema(card: ModelCard, schema: LabelSchema) -> None:
     if card.label_schema_hash != schema.hash:
         raise ModelLoadError(
-            "schema_mismatch", "schema_mismatch",
+            "schema_mismatch",
+            "schema_mismatch",
             f"model is bound to label schema {card.label_schema_hash[:12]}..., the agent runs "
             f"'{schema.name}' {schema.hash[:12]}... ({', '.join(schema.names)})",
         )
     if list(card.labels) != schema.names:
         raise ModelLoadError(
-            "schema_mismatch", "labels_mismatch",
+            "schema_mismatch",
+            "labels_mismatch",
             f"card labels {list(card.labels)} differ from the schema's {schema.names} despite the same hash",
         )
 

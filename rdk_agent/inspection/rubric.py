@@ -63,8 +63,9 @@ class Rubric:
             if lo >= hi:
                 raise RubricError(name, f"expected [min, max] with min < max, got [{lo}, {hi}]")
         if not 0 < self.min_uniformity <= 1 or not 0 < self.pore_min_circularity <= 1:
-            raise RubricError("min_uniformity" if not 0 < self.min_uniformity <= 1 else "pore_min_circularity",
-                              "must lie in (0, 1]")
+            raise RubricError(
+                "min_uniformity" if not 0 < self.min_uniformity <= 1 else "pore_min_circularity", "must lie in (0, 1]"
+            )
 
     @classmethod
     def from_dict(cls, data: dict) -> Rubric:

@@ -156,8 +156,14 @@ class RuleEvaluator:
         r = self.rubric
         px2 = r.mm_per_px**2
         block = max(3, int(2.0 / r.mm_per_px) // 2 * 2 + 1)
-        bright = cv2.adaptiveThreshold(cv2.GaussianBlur(gray, (3, 3), 0), 255, cv2.ADAPTIVE_THRESH_MEAN_C,
-                                       cv2.THRESH_BINARY, block, -r.spatter_min_contrast)
+        bright = cv2.adaptiveThreshold(
+            cv2.GaussianBlur(gray, (3, 3), 0),
+            255,
+            cv2.ADAPTIVE_THRESH_MEAN_C,
+            cv2.THRESH_BINARY,
+            block,
+            -r.spatter_min_contrast,
+        )
         bright[bead.norm < r.spatter_min_brightness] = 0  # brighter than the plate itself, not just than a shadow
         if bead.found:
             grow = odd(1.5 / r.mm_per_px)
@@ -181,22 +187,50 @@ class RuleEvaluator:
             checks.append(("gap", 1.0, 0.0, 1.0, reason or "no weld bead found"))
         else:
             checks.append(("gap", m["gap_mm"], r.max_gap_mm, r.max_gap_mm, f"bead broken for {m['gap_mm']:.1f} mm"))
-            checks.append(("undercut", m["undercut_mm"], r.max_undercut_mm, r.max_undercut_mm,
-                           f"groove along the bead edge for {m['undercut_mm']:.1f} mm"))
+            checks.append(
+                (
+                    "undercut",
+                    m["undercut_mm"],
+                    r.max_undercut_mm,
+                    r.max_undercut_mm,
+                    f"groove along the bead edge for {m['undercut_mm']:.1f} mm",
+                )
+            )
             checks.append(("porosity", m["pores"], r.max_pores + 0.5, r.max_pores + 2, f"{m['pores']} pores"))
             dev = abs(m["width_mm"] - r.target_width_mm)
-            checks.append(("width", dev, r.width_tolerance_mm, r.width_tolerance_mm,
-                           f"bead width {m['width_mm']:.1f} mm (target {r.target_width_mm}±{r.width_tolerance_mm})"))
-            checks.append(("uniformity", r.min_uniformity - m["uniformity"], 0.0, r.min_uniformity,
-                           f"bead uniformity {m['uniformity']:.2f} < {r.min_uniformity}"))
+            checks.append(
+                (
+                    "width",
+                    dev,
+                    r.width_tolerance_mm,
+                    r.width_tolerance_mm,
+                    f"bead width {m['width_mm']:.1f} mm (target {r.target_width_mm}±{r.width_tolerance_mm})",
+                )
+            )
+            checks.append(
+                (
+                    "uniformity",
+                    r.min_uniformity - m["uniformity"],
+                    0.0,
+                    r.min_uniformity,
+                    f"bead uniformity {m['uniformity']:.2f} < {r.min_uniformity}",
+                )
+            )
             if m["height_mm"] is not None:
                 dev = abs(m["height_mm"] - r.target_height_mm)
-                checks.append(("height", dev, r.height_tolerance_mm, r.height_tolerance_mm,
-                               f"bead height {m['height_mm']:.1f} mm "
-                               f"(target {r.target_height_mm}±{r.height_tolerance_mm})"))
+                checks.append(
+                    (
+                        "height",
+                        dev,
+                        r.height_tolerance_mm,
+                        r.height_tolerance_mm,
+                        f"bead height {m['height_mm']:.1f} mm (target {r.target_height_mm}±{r.height_tolerance_mm})",
+                    )
+                )
         if "spatter" in m:
-            checks.append(("spatter", m["spatter"], r.max_spatter + 0.5, r.max_spatter + 4,
-                           f"{m['spatter']} spatter droplets"))
+            checks.append(
+                ("spatter", m["spatter"], r.max_spatter + 0.5, r.max_spatter + 4, f"{m['spatter']} spatter droplets")
+            )
         failed = [c for c in checks if c[1] > c[2]]
         margin = min(max(-1.0, min(1.0, (limit - value) / max(scale, 1e-9))) for _, value, limit, scale, _ in checks)
         defects = [c[0] for c in failed]

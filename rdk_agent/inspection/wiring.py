@@ -33,8 +33,9 @@ def install_inspection(app: Flask) -> None:
     inspector = Inspector(models, rules, settings, telemetry)
     svc.telemetry, svc.models, svc.inspector = telemetry, models, inspector
     svc.review = ReviewQueue(svc.store, settings, telemetry)
-    svc.live_inspection = LiveInspection(svc.camera, inspector, svc.review, settings.loop_interval_s) \
-        if settings.loop else None
+    svc.live_inspection = (
+        LiveInspection(svc.camera, inspector, svc.review, settings.loop_interval_s) if settings.loop else None
+    )
 
     models.start()
     svc.on_close(models.stop)

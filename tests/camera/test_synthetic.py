@@ -49,7 +49,11 @@ def test_unknown_label_and_tiny_size_are_refused():
 
 
 EXPECTED_DEFECTS = {
-    "good": set(), "porosity": {"pore"}, "spatter": {"droplet"}, "gap": {"gap"}, "undercut": {"undercut"},
+    "good": set(),
+    "porosity": {"pore"},
+    "spatter": {"droplet"},
+    "gap": {"gap"},
+    "undercut": {"undercut"},
 }
 
 

@@ -94,8 +94,10 @@ def _classifier_graph(
     elif nan_on_dark:
         # + 0 * log(mean(x) + 1): finite for mid-grey, NaN once the normalised mean drops below -1
         # (frames darker than about 64/255 under the card's mean 0.5 / std 0.25).
-        inits += [numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one"),
-                  numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero")]
+        inits += [
+            numpy_helper.from_array(np.array(1.0, dtype=np.float32), "one"),
+            numpy_helper.from_array(np.array(0.0, dtype=np.float32), "zero"),
+        ]
         nodes += [
             helper.make_node("ReduceMean", ["flat"], ["brightness"], keepdims=0),
             helper.make_node("Add", ["brightness", "one"], ["shifted"]),
@@ -266,8 +268,10 @@ def write_small_cnn(path: str | Path, schema: LabelSchema | None = None, size: i
         ]
         x = f"relu{i}"
     k = len(card.labels)
-    inits += [numpy_helper.from_array((rng.standard_normal((k, chans[-1])) * 0.1).astype(np.float32), "fw"),
-              numpy_helper.from_array(np.zeros(k, np.float32), "fb")]
+    inits += [
+        numpy_helper.from_array((rng.standard_normal((k, chans[-1])) * 0.1).astype(np.float32), "fw"),
+        numpy_helper.from_array(np.zeros(k, np.float32), "fb"),
+    ]
     nodes += [
         helper.make_node("GlobalAveragePool", [x], ["pooled"]),
         helper.make_node("Flatten", ["pooled"], ["flat"], axis=1),

@@ -142,8 +142,14 @@ def test_concurrent_inspections_are_consistent(make_inspector, weld_frame):
 
 
 def test_reasons_are_the_documented_set():
-    assert FALLBACK_REASONS == ("no_model", "load_failed", "schema_mismatch", "inference_error", "timeout",
-                                "low_confidence")
+    assert FALLBACK_REASONS == (
+        "no_model",
+        "load_failed",
+        "schema_mismatch",
+        "inference_error",
+        "timeout",
+        "low_confidence",
+    )
 
 
 def test_on_fallback_skips_the_rules_when_the_model_decides(make_inspector, weld_frame):

@@ -50,8 +50,9 @@ def test_split_is_deterministic_stratified_and_stable_as_data_grows():
     second = split_samples(grown, labels)
     where = {s.id: name for name in ("train", "val", "test") for s in getattr(second, name)}
     big_classes = [s for s in small if s.label != "rare"]  # the fix-up only touches tiny classes
-    assert all(where[s.id] == name for name in ("train", "val", "test") for s in getattr(first, name)
-               if s in big_classes)
+    assert all(
+        where[s.id] == name for name in ("train", "val", "test") for s in getattr(first, name) if s in big_classes
+    )
     assert 0.1 < second.sizes(labels)["test"]["total"] / len(grown) < 0.2
 
 

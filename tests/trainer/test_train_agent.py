@@ -90,8 +90,17 @@ def test_rgbd_smoke_training_from_an_exported_archive(live_agent_archive, tmp_pa
     """The archive source, with depth as a fourth channel."""
     archive = tmp_path / "export.tar.gz"
     archive.write_bytes(live_agent_archive)
-    metrics = run(make_cfg(smoke_overrides(tmp_path / "run", str(archive), "data.use_depth=true",
-                                           "trainer.max_epochs=1", "export.calibration_images=4")))
+    metrics = run(
+        make_cfg(
+            smoke_overrides(
+                tmp_path / "run",
+                str(archive),
+                "data.use_depth=true",
+                "trainer.max_epochs=1",
+                "export.calibration_images=4",
+            )
+        )
+    )
     assert metrics["dataset"]["samples"] == len(LABELS) * PER_CLASS
     card = read_card(tmp_path / "run" / "model.onnx")
     assert card.label_schema_hash == metrics["label_schema_hash"] == card.label_schema["hash"]
@@ -110,9 +119,17 @@ def test_two_process_cpu_ddp(live_agent_archive, tmp_path):
     archive.write_bytes(live_agent_archive)
     run_dir = tmp_path / "ddp"
     cmd = [
-        sys.executable, "-m", "desktop_trainer", "+experiment=smoke", f"data.source={archive}",
-        f"data.cache_dir={tmp_path / 'cache'}", "trainer.strategy=ddp", "trainer.devices=2", "trainer.max_epochs=1",
-        "export.bpu=false", f"hydra.run.dir={run_dir}",
+        sys.executable,
+        "-m",
+        "desktop_trainer",
+        "+experiment=smoke",
+        f"data.source={archive}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        "trainer.strategy=ddp",
+        "trainer.devices=2",
+        "trainer.max_epochs=1",
+        "export.bpu=false",
+        f"hydra.run.dir={run_dir}",
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=420)

@@ -29,12 +29,25 @@ def folder_run(synthetic_folder, tmp_path_factory):
 
 def test_run_writes_every_output(folder_run):
     _, out, _ = folder_run
-    for name in ("model.onnx", "model.int8.onnx", "metrics.json", "checkpoints/last.ckpt", "bpu/config.yaml",
-                 "report/confusion_matrix.png", "report/misclassified.png", "report/curves.png", "report/summary.md"):
+    for name in (
+        "model.onnx",
+        "model.int8.onnx",
+        "metrics.json",
+        "checkpoints/last.ckpt",
+        "bpu/config.yaml",
+        "report/confusion_matrix.png",
+        "report/misclassified.png",
+        "report/curves.png",
+        "report/summary.md",
+    ):
         assert (out / name).is_file(), name
     saved = json.loads((out / "metrics.json").read_text())
-    assert saved["split_sizes"]["train"]["total"] + saved["split_sizes"]["val"]["total"] + \
-        saved["split_sizes"]["test"]["total"] == 5 * PER_CLASS
+    assert (
+        saved["split_sizes"]["train"]["total"]
+        + saved["split_sizes"]["val"]["total"]
+        + saved["split_sizes"]["test"]["total"]
+        == 5 * PER_CLASS
+    )
     assert all(saved["split_sizes"][s][label] >= 1 for s in ("val", "test") for label in saved["labels"])
     test = saved["test"]
     assert set(test) >= {"accuracy", "macro_f1", "per_class", "confusion_matrix"}
@@ -98,8 +111,9 @@ def test_bpu_bundle_holds_unnormalised_rgb_calibration(folder_run):
     inputs = config["input_parameters"]
     assert inputs["input_shape"] == "1x3x64x64" and inputs["norm_type"] == "data_mean_and_scale"
     np.testing.assert_allclose([float(v) for v in inputs["mean_value"].split()], [123.675, 116.28, 103.53], atol=1e-3)
-    np.testing.assert_allclose([float(v) for v in inputs["scale_value"].split()],
-                               [1 / (255 * s) for s in (0.229, 0.224, 0.225)], rtol=1e-4)
+    np.testing.assert_allclose(
+        [float(v) for v in inputs["scale_value"].split()], [1 / (255 * s) for s in (0.229, 0.224, 0.225)], rtol=1e-4
+    )
     files = sorted((out / "bpu" / "calibration").glob("*.bin"))
     dm = build_datamodule(cfg)
     assert len(files) == min(cfg.export.calibration_images, len(dm.split.train))
