@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import OUT_DIR, REPO, data_path, log, markdown, parser, table
+from bench.common import OUT_DIR, REPO, data_path, log, markdown, parser, skipped, table
 
 # (module, timeout in seconds). accuracy runs before p5: a short training run it makes is then reused.
 BENCHMARKS = [
@@ -72,21 +72,7 @@ def run_one(module: str, timeout: int, quick: bool, data: Path) -> tuple[list[di
     wall = time.monotonic() - started
     if code == 0 and out.is_file():
         return json.loads(out.read_text()), wall
-    return [
-        {
-            "id": module,
-            "what": module,
-            "a": None,
-            "b": None,
-            "ratio": None,
-            "value": None,
-            "goal": None,
-            "met": None,
-            "skipped": f"failed: {why}",
-            "notes": [f"{module} failed: {why}"],
-            "details": {},
-        }
-    ], wall
+    return [skipped(module, module, f"failed: {why}")], wall
 
 
 def main(argv: list[str] | None = None) -> int:
