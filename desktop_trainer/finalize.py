@@ -115,6 +115,7 @@ def finalize(
             "samples": len(dm.dataset.samples),
         },
         "split_sizes": dm.split.sizes(labels),
+        "split_groups": dm.split.summary(labels),
         "model": {
             "architecture": cfg.model.backbone,
             "pretrained": str(cfg.model.pretrained),

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from desktop_trainer.data.samples import Sample
+from desktop_trainer.data.split import report_lines
 
 
 def plot_confusion(matrix: list[list[int]], labels: Sequence[str], path: Path, title: str) -> None:
@@ -119,5 +120,6 @@ def write_summary(metrics: dict, path: Path) -> None:
             f"| {label} | {sizes['train'][label]} | {sizes['val'][label]} | {sizes['test'][label]} | "
             f"{pc.get('precision', 0):.3f} | {pc.get('recall', 0):.3f} | {pc.get('f1', 0):.3f} |"
         )
+    lines += report_lines(metrics["split_groups"], sizes)
     lines += ["", "Plots: confusion_matrix.png, misclassified.png, curves.png", ""]
     path.write_text("\n".join(lines), encoding="utf-8")

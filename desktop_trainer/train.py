@@ -55,6 +55,7 @@ def build_datamodule(cfg: DictConfig) -> WeldDataModule:
         labels=list(d.labels) if d.labels else None,
         token=d.token,
         progress=bool(d.progress),
+        group_by=d.get("group_by", "none"),
     )
     if d.use_depth and not dataset.has_depth:
         missing = next(s.id for s in dataset.samples if s.depth_path is None)
@@ -115,8 +116,9 @@ def run(cfg: DictConfig) -> dict | None:
     out_dir = Path(cfg.paths.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dm = build_datamodule(cfg)
+    groups = dm.split.groups()
     for split, counts in dm.split.sizes(dm.labels).items():
-        log.info("split %s: %s", split, counts)
+        log.info("split %s: %s in %d group(s)", split, counts, len(groups[split]))
     module = build_module(cfg, dm)
     callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values() if c]
     loggers = [instantiate(c) for c in (cfg.logger or {}).values() if c]

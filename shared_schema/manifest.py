@@ -12,12 +12,27 @@ from shared_schema.errors import SchemaError, join_path, optional, require
 from shared_schema.labels import LabelSchema
 
 FORMAT_NAME = "rdk-weld-dataset"
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"  # 1.1: optional per-sample "group"
 SUPPORTED_MAJOR = 1
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 SAMPLE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,127}$")
 DEPTH_UNIT = "mm"  # depth files are 16-bit PNG, millimetres, 0 = no reading
+GROUP_MAX_LENGTH = 64
+
+
+def check_group(value: object, where: str) -> str:
+    """``value`` if it is a valid group key; SchemaError naming ``where`` otherwise.
+
+    A group key is a part, weld or run id: 1 to 64 printable characters, no surrounding spaces.
+    """
+    if not isinstance(value, str):
+        raise SchemaError(where, f"expected str, got {type(value).__name__}")
+    if not value or len(value) > GROUP_MAX_LENGTH:
+        raise SchemaError(where, f"must be 1 to {GROUP_MAX_LENGTH} characters, got {len(value)}")
+    if not value.isprintable() or value != value.strip():
+        raise SchemaError(where, f"{value[:80]!r} must be printable characters without surrounding spaces")
+    return value
 
 
 @dataclass(frozen=True)
@@ -49,7 +64,11 @@ class FileRef:
 
 @dataclass(frozen=True)
 class SampleRecord:
-    """One labelled capture: its files (rgb, optional depth) and free metadata."""
+    """One labelled capture: its files (rgb, optional depth), its group (the split unit) and free metadata.
+
+    ``group`` names the part, weld or run the capture belongs to; samples of one group always land
+    in the same split (see :mod:`shared_schema.split`). None: the sample is its own group.
+    """
 
     id: str
     label: str
@@ -59,17 +78,18 @@ class SampleRecord:
     rgb: FileRef
     depth: FileRef | None = None
     meta: dict = field(default_factory=dict)
+    group: str | None = None
 
     def files(self) -> list[FileRef]:
         """The sample's files, rgb first."""
         return [self.rgb] + ([self.depth] if self.depth else [])
 
     def to_dict(self) -> dict:
-        """Return the JSON form."""
+        """Return the JSON form (``group`` only when set)."""
         files = {"rgb": self.rgb.to_dict()}
         if self.depth is not None:
             files["depth"] = self.depth.to_dict()
-        return {
+        out = {
             "id": self.id,
             "label": self.label,
             "captured_at": self.captured_at,
@@ -78,6 +98,9 @@ class SampleRecord:
             "files": files,
             "meta": self.meta,
         }
+        if self.group is not None:
+            out["group"] = self.group
+        return out
 
     @classmethod
     def from_dict(cls, data: dict, where: str) -> SampleRecord:
@@ -93,6 +116,7 @@ class SampleRecord:
         height = require(data, "height", int, where)
         if width <= 0 or height <= 0:
             raise SchemaError(join_path(where, "width"), "width and height must be positive")
+        group = data.get("group")
         return cls(
             id=sample_id,
             label=require(data, "label", str, where),
@@ -102,6 +126,7 @@ class SampleRecord:
             rgb=FileRef.from_dict(require(files, "rgb", dict, files_at), join_path(files_at, "rgb")),
             depth=FileRef.from_dict(depth_raw, join_path(files_at, "depth")) if depth_raw else None,
             meta=optional(data, "meta", dict, where, default={}),
+            group=None if group is None else check_group(group, join_path(where, "group")),
         )
 
 

@@ -62,6 +62,7 @@ def dataset_from_manifest(manifest: DatasetManifest, cache: ObjectCache, source:
             rgb_path=cache.path(s.rgb),
             depth_path=cache.path(s.depth) if s.depth else None,
             meta=s.meta,
+            group_key=s.group,
         )
         for s in manifest.samples
     )

@@ -14,17 +14,20 @@ class DataError(RuntimeError):
 
 @dataclass(frozen=True)
 class Sample:
-    """One labelled image on local disk, with optional depth and free metadata."""
+    """One labelled image on local disk, with optional depth, group key and free metadata."""
 
     id: str
     label: str
     rgb_path: Path
     depth_path: Path | None = None
     meta: dict = field(default_factory=dict, compare=False)
+    group_key: str | None = None  # the manifest's ``group`` or the folder source's run subfolder
 
     @property
     def group(self) -> str:
-        """The split unit: meta["group"] (frames of one weld stay together) or the sample id."""
+        """The split unit: ``group_key``, else meta["group"] (older manifests), else the sample id."""
+        if self.group_key:
+            return self.group_key
         group = self.meta.get("group")
         return str(group) if group not in (None, "") else self.id
 

@@ -19,8 +19,9 @@ def resolve_sources(
     labels: Sequence[str] | None = None,
     token: str | None = None,
     progress: bool = True,
+    group_by: str = "none",
 ) -> LocalDataset:
-    """Load every source and merge them (label schemas must match)."""
+    """Load every source and merge them (label schemas must match); ``group_by`` applies to folders."""
     if not source:
         raise DataError("data.source is not set: give an agent URL, an exported .tar/.tar.gz or a class folder")
     sources = [source] if isinstance(source, str) else list(source)
@@ -35,7 +36,7 @@ def resolve_sources(
         elif (Path(item) / MANIFEST_NAME).is_file():
             loaded.append(load_manifest_dir(item, cache))
         elif Path(item).is_dir():
-            loaded.append(load_folder(item, glob=glob, labels=list(labels) if labels else None))
+            loaded.append(load_folder(item, glob=glob, labels=list(labels) if labels else None, group_by=group_by))
         else:
             raise DataError(f"data source {item!r} is not an agent URL, a .tar/.tar.gz archive or a folder")
     return merge(loaded)

@@ -15,6 +15,7 @@ SCHEMA = default_weld_schema()
 hex64 = st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)
 sample_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,20}", fullmatch=True)
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.text(max_size=20))
+groups = st.text(min_size=1, max_size=64).filter(lambda g: g.isprintable() and g == g.strip())
 meta = st.dictionaries(st.text(max_size=10), st.one_of(json_scalars, st.lists(json_scalars, max_size=3)), max_size=4)
 
 
@@ -32,6 +33,7 @@ def samples(draw, sample_id):
         rgb=file_ref("rgb"),
         depth=file_ref("depth") if draw(st.booleans()) else None,
         meta=draw(meta),
+        group=draw(st.one_of(st.none(), groups)),
     )
 
 
@@ -86,12 +88,28 @@ def _mutated(path: list, value) -> dict:
         (["samples", 0, "captured_at"], KeyError, "samples[0](id=s1).captured_at"),
         (["dataset_id"], KeyError, "dataset_id"),
         (["format"], "something-else", "format"),
+        (["samples", 0, "group"], 17, "samples[0](id=s1).group"),
+        (["samples", 0, "group"], "", "samples[0](id=s1).group"),
+        (["samples", 0, "group"], "x" * 65, "samples[0](id=s1).group"),
+        (["samples", 0, "group"], "weld\n7", "samples[0](id=s1).group"),
+        (["samples", 0, "group"], " weld-7", "samples[0](id=s1).group"),
     ],
 )
 def test_validation_names_the_offending_field(path, value, field):
     with pytest.raises(SchemaError) as info:
         DatasetManifest.from_dict(_mutated(path, value))
     assert info.value.field == field
+
+
+def test_group_is_optional_and_round_trips():
+    old = _valid()
+    assert "group" not in old["samples"][0]  # a manifest written before groups existed
+    assert DatasetManifest.from_dict(old).samples[0].group is None
+    grouped = _mutated(["samples", 0, "group"], "Schweißnaht 7 / Teil B")
+    manifest = DatasetManifest.from_dict(grouped)
+    assert manifest.samples[0].group == "Schweißnaht 7 / Teil B"
+    assert manifest.to_dict()["samples"][0]["group"] == "Schweißnaht 7 / Teil B"
+    assert DatasetManifest.from_dict(_mutated(["samples", 0, "group"], None)).samples[0].group is None
 
 
 def test_duplicate_sample_ids_refused():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import tarfile
 from pathlib import Path
 
@@ -11,13 +12,15 @@ import pytest
 import torch
 
 from desktop_trainer.data.archive import load_archive
-from desktop_trainer.data.cache import ObjectCache
+from desktop_trainer.data.cache import ObjectCache, dataset_from_manifest
 from desktop_trainer.data.folder import load_folder
 from desktop_trainer.data.samples import DataError, LocalDataset, Sample, merge
-from desktop_trainer.data.split import split_samples
+from desktop_trainer.data.split import report_lines, split_samples
 from desktop_trainer.models.backbones import BACKBONES, BackboneError, build_backbone
-from shared_schema import DatasetManifest, label_schema_from_names
-from tests.trainer.trainer_support import PER_CLASS, write_synthetic_folder
+from desktop_trainer.train import build_datamodule
+from shared_schema import DatasetManifest, FileRef, SampleRecord, label_schema_from_names
+from shared_schema.split import SPLITS, split_of
+from tests.trainer.trainer_support import PER_CLASS, make_cfg, write_synthetic_folder
 
 
 def _samples(label: str, n: int, start: int = 0) -> list[Sample]:
@@ -38,33 +41,134 @@ def test_empty_class_folder_is_a_clear_error(tmp_path):
         load_folder(tmp_path, glob="*.jpg")
 
 
-def test_split_is_deterministic_stratified_and_stable_as_data_grows():
+def _where(split) -> dict[str, str]:
+    return {s.id: name for name in SPLITS for s in getattr(split, name)}
+
+
+def _keys_in(split_name: str, prefix: str, count: int) -> list[str]:
+    """The first ``count`` keys ``prefix-<i>`` whose split (default fractions) is ``split_name``."""
+    keys = (f"{prefix}-{i}" for i in range(10_000))
+    return [k for k in keys if split_of(k, 0.15, 0.15) == split_name][:count]
+
+
+def test_existing_samples_keep_their_split_as_the_dataset_grows():
     labels = ["good", "gap", "rare"]
-    small = _samples("good", 60) + _samples("gap", 20) + _samples("rare", 6)
+    # "rare" starts with 6 samples that all hash to train: the case a fix-up would "repair" by moving one.
+    rare = [Sample(id=key, label="rare", rgb_path=Path(f"/x/{key}")) for key in _keys_in("train", "early", 6)]
+    grouped = [Sample(id=f"w{i}", label="gap", rgb_path=Path(f"/x/w{i}"), group_key=f"weld{i // 3}") for i in range(30)]
+    small = _samples("good", 60) + _samples("gap", 20) + rare + grouped
     first = split_samples(small, labels)
     assert first == split_samples(list(reversed(small)), labels)
-    sizes = first.sizes(labels)
-    for split in ("train", "val", "test"):
-        assert all(sizes[split][label] >= 1 for label in labels), sizes
-    grown = small + _samples("good", 200, start=60) + _samples("gap", 80, start=20)
-    second = split_samples(grown, labels)
-    where = {s.id: name for name in ("train", "val", "test") for s in getattr(second, name)}
-    big_classes = [s for s in small if s.label != "rare"]  # the fix-up only touches tiny classes
-    assert all(
-        where[s.id] == name for name in ("train", "val", "test") for s in getattr(first, name) if s in big_classes
+    assert first.sizes(labels)["test"]["rare"] == 0 and any("'rare'" in w for w in first.warnings)
+    before = _where(first)
+
+    grown = (
+        small
+        + _samples("good", 400, start=60)
+        + _samples("gap", 300, start=20)
+        + _samples("rare", 200, start=0)  # rare-0.. includes ids hashing to val and test
+        + [Sample(id=f"n{i}", label="rare", rgb_path=Path(f"/x/n{i}"), group_key=f"weld{i}") for i in range(40)]
     )
+    second = split_samples(grown, labels)
+    after = _where(second)
+    assert {s: after[s] for s in before} == before
+    assert all(after[s.id] == split_of(s.group, 0.15, 0.15) for s in grown)
+    assert second.sizes(labels)["test"]["rare"] > 0 and not second.warnings
     assert 0.1 < second.sizes(labels)["test"]["total"] / len(grown) < 0.2
 
 
-def test_split_keeps_a_group_together():
+def test_grouped_samples_never_straddle_splits():
     samples = [
         Sample(id=f"s{i}", label="good" if i % 2 else "gap", rgb_path=Path(f"/x/{i}"), meta={"group": f"weld{i // 4}"})
         for i in range(80)
+    ] + [
+        Sample(id=f"r{i}", label=("good", "gap")[i % 2], rgb_path=Path(f"/r/{i}"), group_key=f"run{i // 5}")
+        for i in range(100)
     ]
     split = split_samples(samples, ["good", "gap"])
-    for name in ("train", "val", "test"):
-        other = {s.group for n in ("train", "val", "test") if n != name for s in getattr(split, n)}
-        assert not {s.group for s in getattr(split, name)} & other
+    groups = split.groups()
+    assert all(groups[name] for name in SPLITS)  # every split holds groups, so a straddle could happen
+    for name in SPLITS:
+        others = {g for n in SPLITS if n != name for g in groups[n]}
+        assert not set(groups[name]) & others
+        assert {s.group for s in getattr(split, name)} == set(groups[name])
+    runs = {s.group for s in samples if s.group_key}
+    assert len(runs) == 20 and all(len({s.label for s in samples if s.group == r}) == 2 for r in runs)
+    summary = split.summary(["good", "gap"])
+    assert sum(summary["groups"][n]["count"] for n in SPLITS) == 20 + 20
+    assert summary["groups"]["test"]["names"] == groups["test"]
+
+
+def test_a_class_with_too_few_groups_gets_a_message_with_its_count(caplog):
+    labels = ["good", "rare"]
+    runs = _keys_in("train", "run", 2)
+    rare = [Sample(id=f"r{i}", label="rare", rgb_path=Path(f"/x/r{i}"), group_key=runs[i % 2]) for i in range(12)]
+    with caplog.at_level(logging.WARNING, logger="desktop_trainer.data.split"):
+        split = split_samples(_samples("good", 200) + rare, labels)
+    assert split.sizes(labels)["train"]["rare"] == 12  # nothing was moved out of train
+    (message,) = split.warnings
+    assert "class 'rare' has 2 group(s)" in message and "falls in test or val" in message
+    assert "about 10 more group(s)" in message  # 1/0.15 + 1/0.15 - 1/0.3
+    assert message in caplog.text
+    assert split.summary(labels)["warnings"] == [message]
+    assert split.summary(labels)["per_class"]["rare"] == {"train": 2, "val": 0, "test": 0}
+    only_test = split_samples(_samples("good", 200) + rare, labels, val_fraction=0.0, test_fraction=0.25)
+    assert "about 4 more group(s)" in only_test.warnings[0] and "val" not in only_test.warnings[0]
+
+
+def test_report_lines_list_groups_per_split_and_the_warnings():
+    labels = ["good", "rare"]
+    runs = _keys_in("train", "run", 2)
+    rare = [Sample(id=f"r{i}", label="rare", rgb_path=Path(f"/x/r{i}"), group_key=runs[i % 2]) for i in range(6)]
+    split = split_samples(_samples("good", 100) + rare, labels)
+    text = "\n".join(report_lines(split.summary(labels), split.sizes(labels), shown=5))
+    test_groups = split.groups()["test"]
+    assert f"- test: {len(test_groups)} group(s)" in text and f"`{test_groups[0]}`" in text
+    assert f"and {len(test_groups) - 5} more (all in metrics.json)" in text
+    assert "| rare | 2 | 0 | 0 |" in text and "**warning**: class 'rare' has 2 group(s)" in text
+
+
+def _write_runs(root: Path) -> None:
+    """good/ and gap/ holding run folders (run shared by both classes) and loose files."""
+    for label in ("good", "gap"):
+        for run in range(6):
+            folder = root / label / f"run{run:02d}" / "cam"
+            folder.mkdir(parents=True)
+            for i in range(3):
+                (folder / f"{i}.jpg").write_bytes(b"x")
+        (root / label / "loose.jpg").write_bytes(b"x")
+
+
+def test_folder_source_groups_by_run_subfolder(tmp_path):
+    _write_runs(tmp_path)
+    grouped = load_folder(tmp_path, glob="*.jpg", group_by="subfolder")
+    by_id = {s.id: s for s in grouped.samples}
+    assert by_id["good/run03/cam/1.jpg"].group == by_id["gap/run03/cam/2.jpg"].group == "run03"
+    assert by_id["good/loose.jpg"].group == "good/loose.jpg"
+    assert {s.group for s in grouped.samples} == {f"run{r:02d}" for r in range(6)} | {"good/loose.jpg", "gap/loose.jpg"}
+    plain = load_folder(tmp_path, glob="*.jpg")
+    assert all(s.group == s.id for s in plain.samples)
+    with pytest.raises(DataError, match=r"data\.group_by must be one of none, subfolder, got 'run'"):
+        load_folder(tmp_path, glob="*.jpg", group_by="run")
+
+    cfg = make_cfg([f"data.source={tmp_path}", "data.glob=*.jpg", "data.group_by=subfolder"])
+    dm = build_datamodule(cfg)
+    where = {s.id: name for name in SPLITS for s in getattr(dm.split, name)}
+    for run in range(6):
+        assert len({where[s.id] for s in grouped.samples if s.group == f"run{run:02d}"}) == 1
+    assert sum(len(names) for names in dm.split.groups().values()) == 8
+
+
+def test_manifest_group_reaches_the_sample(tmp_path):
+    ref = FileRef("samples/a/rgb.png", "a" * 64, 1)
+    records = (
+        SampleRecord("a", "good", "t", 4, 4, ref, group="part-17"),
+        SampleRecord("b", "good", "t", 4, 4, ref, meta={"group": "legacy-3"}),
+        SampleRecord("c", "good", "t", 4, 4, ref),
+    )
+    manifest = DatasetManifest("d", "t", {}, label_schema_from_names(["good", "gap"]), records)
+    ds = dataset_from_manifest(DatasetManifest.from_json(manifest.to_json()), ObjectCache(tmp_path), "x")
+    assert [s.group for s in ds.samples] == ["part-17", "legacy-3", "c"]
 
 
 def test_too_few_samples_names_the_class_and_count():

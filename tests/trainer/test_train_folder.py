@@ -48,14 +48,20 @@ def test_run_writes_every_output(folder_run):
         + saved["split_sizes"]["test"]["total"]
         == 5 * PER_CLASS
     )
-    assert all(saved["split_sizes"][s][label] >= 1 for s in ("val", "test") for label in saved["labels"])
+    groups = saved["split_groups"]  # one image per group here; a class missing from a split is warned about
+    assert sum(groups["groups"][s]["count"] for s in ("train", "val", "test")) == 5 * PER_CLASS
+    for label in saved["labels"]:
+        missing = any(saved["split_sizes"][s][label] == 0 for s in ("train", "val", "test"))
+        assert missing == any(f"class {label!r} has" in w for w in groups["warnings"]), label
     test = saved["test"]
     assert set(test) >= {"accuracy", "macro_f1", "per_class", "confusion_matrix"}
     assert sum(map(sum, test["confusion_matrix"])) == saved["split_sizes"]["test"]["total"]
     assert saved["latency"]["fp32"]["threads"] == 1 and saved["latency"]["fp32"]["median_ms"] > 0
     assert saved["model"]["macs"] > 1e6 and saved["parity"]["top1_mismatches"] == 0
     assert "int8" in saved and 0 <= saved["int8"]["test"]["accuracy"] <= 1
-    assert "| good |" in (out / "report" / "summary.md").read_text()
+    summary = (out / "report" / "summary.md").read_text()
+    assert "| good |" in summary and "## Split by group" in summary
+    assert all(f"**warning**: {w}" in summary for w in groups["warnings"])
 
 
 def test_card_round_trip_binds_the_folder_schema(folder_run, synthetic_folder):
