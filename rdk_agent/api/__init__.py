@@ -11,7 +11,7 @@ from werkzeug.datastructures import FileStorage
 
 from rdk_agent.camera.base import CameraError
 from rdk_agent.errors import ApiError, error_response
-from rdk_agent.storage import CaptureNotFound, InsufficientStorage, UnknownLabel
+from rdk_agent.storage import CaptureNotFound, InsufficientStorage, InvalidGroup, UnknownLabel
 from rdk_agent.storage.images import ImageRejected, decode_depth_upload, decode_rgb_upload
 
 API_PREFIX = "/api/v1"
@@ -104,6 +104,10 @@ def register_api(app: Flask) -> None:
     @app.errorhandler(UnknownLabel)
     def _unknown_label(exc: UnknownLabel):
         return error_response(400, "unknown_label", str(exc))
+
+    @app.errorhandler(InvalidGroup)
+    def _invalid_group(exc: InvalidGroup):
+        return error_response(400, "invalid_group", str(exc))
 
     @app.errorhandler(InsufficientStorage)
     def _full(exc: InsufficientStorage):

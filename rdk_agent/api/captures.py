@@ -4,6 +4,11 @@
 body with ``image`` (PNG/JPEG), optional ``depth`` (16-bit PNG, mm), ``label`` and ``meta`` (a JSON
 object as text) stores an upload. ``label`` may be omitted or null: the capture then waits in the
 review queue (``GET /captures?unlabelled=1``) and stays out of exports until labelled.
+
+``group`` (JSON or multipart) names the part, weld or batch the capture shows. A capture that does
+not name one gets the station's current group (``GET``/``PUT /current-group``); ``null`` or an
+empty string stores it without a group. ``PATCH`` changes ``label``, ``group`` or both, and
+``GET /captures?group=`` lists one group's captures.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from flask import Blueprint, Response, jsonify, request, send_file, url_for
 
 from rdk_agent.api import API_PREFIX, int_arg, json_object, multipart_frame, services
 from rdk_agent.errors import ApiError
+from rdk_agent.storage.groups import clean_group
 from rdk_agent.storage.index import CaptureRecord
 
 bp = Blueprint("captures", __name__, url_prefix=API_PREFIX)
@@ -47,6 +53,14 @@ def _meta(value: object) -> dict:
     return value
 
 
+def _named_group(fields) -> str | None:
+    """The capture's own group: None when the request names none (the current group applies), "" for null."""
+    if "group" not in fields:
+        return None
+    value = fields["group"]
+    return "" if value is None else value
+
+
 @bp.post("/captures")
 def create_capture():
     """Capture the current frame (JSON) or store an upload (multipart); 201 with the record."""
@@ -54,12 +68,16 @@ def create_capture():
     if request.mimetype == "multipart/form-data":
         rec = _store_upload(svc)
     else:
-        body = json_object({"label", "meta"})
+        body = json_object({"label", "meta", "group"})
         label = svc.store.check_label(body.get("label"))
         meta = _meta(body.get("meta"))
+        group = _named_group(body)
+        clean_group(group)  # refuse a bad group before taking the frame
         frame = svc.camera.read()
         meta = {"camera": frame.meta, **meta} if frame.meta else meta
-        rec = svc.store.add(frame.rgb, frame.depth, label, "camera", meta=meta, captured_at=frame.timestamp)
+        rec = svc.store.add(
+            frame.rgb, frame.depth, label, "camera", meta=meta, captured_at=frame.timestamp, group=group
+        )
     svc.telemetry.record_capture(rec.label)
     response = jsonify(_json(rec))
     response.status_code = 201
@@ -68,24 +86,25 @@ def create_capture():
 
 
 def _store_upload(svc) -> CaptureRecord:
-    image, rgb, depth, _ = multipart_frame({"label", "meta"}, svc.config.max_image_pixels)
+    image, rgb, depth, _ = multipart_frame({"label", "meta", "group"}, svc.config.max_image_pixels)
     label = svc.store.check_label(request.form.get("label") or None)
     meta = _meta(request.form.get("meta"))
     meta = {"upload": {"filename": (image.filename or "")[:200]}, **meta}
-    return svc.store.add(rgb, depth, label, "upload", meta=meta)
+    return svc.store.add(rgb, depth, label, "upload", meta=meta, group=_named_group(request.form))
 
 
 @bp.get("/captures")
 def list_captures():
-    """Newest first; ``label=``, ``unlabelled=1``, ``limit`` (≤ 500), ``offset``."""
+    """Newest first; ``label=``, ``unlabelled=1``, ``group=``, ``limit`` (≤ 500), ``offset``."""
     store = services().store
     label = request.args.get("label") or None
     if label is not None:
         store.check_label(label)
+    group = clean_group(request.args.get("group"))
     unlabelled = request.args.get("unlabelled", "").lower() in ("1", "true", "yes")
     limit = int_arg("limit", 50, 1, MAX_LIMIT)
     offset = int_arg("offset", 0, 0, MAX_OFFSET)
-    items, total = store.page(label=label, unlabelled=unlabelled, limit=limit, offset=offset)
+    items, total = store.page(label=label, unlabelled=unlabelled, group=group, limit=limit, offset=offset)
     next_offset = offset + len(items) if offset + len(items) < total else None
     return jsonify(
         {
@@ -106,9 +125,32 @@ def get_capture(sample_id: str):
 
 @bp.patch("/captures/<sample_id>")
 def relabel(sample_id: str):
-    """``{"label"}``: relabel (null returns it to the review queue)."""
-    body = json_object({"label"}, {"label"})
-    return jsonify(_json(services().store.relabel(sample_id, body["label"])))
+    """``{"label"?, "group"?}``: relabel (null returns it to the review queue), regroup (null: no group)."""
+    body = json_object({"label", "group"})
+    if not body:
+        raise ApiError(400, "missing_field", "send label, group or both")
+    store = services().store
+    store.check_label(body.get("label"))  # both checked before either changes
+    clean_group(body.get("group"))
+    rec = store.get(sample_id)
+    if "label" in body:
+        rec = store.relabel(sample_id, body["label"])
+    if "group" in body:
+        rec = store.regroup(sample_id, body["group"])
+    return jsonify(_json(rec))
+
+
+@bp.get("/current-group")
+def current_group():
+    """``{"group"}``: the group given to captures that name none (null: none)."""
+    return jsonify({"group": services().store.current_group.get()})
+
+
+@bp.put("/current-group")
+def set_current_group():
+    """``{"group"}``: set the current group (1 to 64 printable characters; null or "" clears it)."""
+    body = json_object({"group"}, {"group"})
+    return jsonify({"group": services().store.current_group.set(body["group"])})
 
 
 @bp.delete("/captures/<sample_id>")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rdk_agent.storage.groups import InvalidGroup
 from rdk_agent.storage.index import CaptureRecord
 from rdk_agent.storage.store import (
     CaptureNotFound,
@@ -11,4 +12,12 @@ from rdk_agent.storage.store import (
     UnknownLabel,
 )
 
-__all__ = ["CaptureNotFound", "CaptureRecord", "CaptureStore", "InsufficientStorage", "StoreLocked", "UnknownLabel"]
+__all__ = [
+    "CaptureNotFound",
+    "CaptureRecord",
+    "CaptureStore",
+    "InsufficientStorage",
+    "InvalidGroup",
+    "StoreLocked",
+    "UnknownLabel",
+]

@@ -4,6 +4,9 @@
 201 survives a power cut (NORMAL could lose the last commits). Captures come a few per second at
 most, so the extra fsync costs nothing that matters. Writes are serialised by a lock; reads run
 concurrently from each server thread's own connection.
+
+Schema version 2 added ``group_key`` (the part, weld or run a capture belongs to; the dataset
+manifest's ``group``). An index of version 1 gains the column on open and keeps every row.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from pathlib import Path
 
 from shared_schema import FileRef, SampleRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _DDL = """
 CREATE TABLE IF NOT EXISTS samples (
     id TEXT PRIMARY KEY,
@@ -33,7 +36,8 @@ CREATE TABLE IF NOT EXISTS samples (
     depth_path TEXT,
     depth_sha256 TEXT,
     depth_bytes INTEGER,
-    meta TEXT NOT NULL DEFAULT '{}'
+    meta TEXT NOT NULL DEFAULT '{}',
+    group_key TEXT
 );
 CREATE INDEX IF NOT EXISTS samples_label ON samples(label, id);
 CREATE INDEX IF NOT EXISTS samples_rgb_sha ON samples(rgb_sha256);
@@ -42,13 +46,13 @@ CREATE TABLE IF NOT EXISTS agent_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL
 """
 _COLUMNS = (
     "id, label, captured_at, width, height, source, rgb_path, rgb_sha256, rgb_bytes, "
-    "depth_path, depth_sha256, depth_bytes, meta"
+    "depth_path, depth_sha256, depth_bytes, meta, group_key"
 )
 
 
 @dataclass(frozen=True)
 class CaptureRecord:
-    """One indexed capture; ``label`` None means unlabelled (the review queue)."""
+    """One indexed capture; ``label`` None means unlabelled (the review queue), ``group`` None means no group."""
 
     id: str
     label: str | None
@@ -59,6 +63,7 @@ class CaptureRecord:
     rgb: FileRef
     depth: FileRef | None = None
     meta: dict = field(default_factory=dict)
+    group: str | None = None
 
     def files(self) -> list[FileRef]:
         """rgb then depth."""
@@ -74,7 +79,9 @@ class CaptureRecord:
         if self.label is None:
             raise ValueError(f"capture {self.id} is unlabelled")
         meta = dict(self.meta, source=self.source)
-        return SampleRecord(self.id, self.label, self.captured_at, self.width, self.height, self.rgb, self.depth, meta)
+        return SampleRecord(
+            self.id, self.label, self.captured_at, self.width, self.height, self.rgb, self.depth, meta, self.group
+        )
 
     def to_dict(self) -> dict:
         """The API form."""
@@ -88,6 +95,7 @@ class CaptureRecord:
             "width": self.width,
             "height": self.height,
             "source": self.source,
+            "group": self.group,
             "files": files,
             "meta": self.meta,
         }
@@ -95,9 +103,23 @@ class CaptureRecord:
 
 def _record(row: tuple) -> CaptureRecord:
     depth = FileRef(row[9], row[10], row[11]) if row[9] else None
-    return CaptureRecord(
-        row[0], row[1], row[2], row[3], row[4], row[5], FileRef(row[6], row[7], row[8]), depth, json.loads(row[12])
-    )
+    rgb = FileRef(row[6], row[7], row[8])
+    return CaptureRecord(row[0], row[1], row[2], row[3], row[4], row[5], rgb, depth, json.loads(row[12]), row[13])
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring an index of an older schema version up to :data:`SCHEMA_VERSION`, rows kept, in one transaction."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(samples)")}
+        if "group_key" not in columns:
+            conn.execute("ALTER TABLE samples ADD COLUMN group_key TEXT")
+        conn.execute("CREATE INDEX IF NOT EXISTS samples_group ON samples(group_key, id)")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 class SampleIndex:
@@ -112,7 +134,7 @@ class SampleIndex:
         with self._write_lock:
             conn = self._connection()
             conn.executescript(_DDL)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            _migrate(conn)
 
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -144,12 +166,12 @@ class SampleIndex:
         depth = rec.depth
         with self.transaction() as conn:
             conn.execute(
-                f"INSERT INTO samples ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO samples ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     rec.id, rec.label, rec.captured_at, rec.width, rec.height, rec.source,
                     rec.rgb.path, rec.rgb.sha256, rec.rgb.bytes,
                     depth.path if depth else None, depth.sha256 if depth else None, depth.bytes if depth else None,
-                    json.dumps(rec.meta, separators=(",", ":")),
+                    json.dumps(rec.meta, separators=(",", ":")), rec.group,
                 ),
             )  # fmt: skip
 
@@ -163,20 +185,36 @@ class SampleIndex:
         with self.transaction() as conn:
             return conn.execute("UPDATE samples SET label = ? WHERE id = ?", (label, sample_id)).rowcount == 1
 
+    def set_group(self, sample_id: str, group: str | None) -> bool:
+        """Change a capture's group (None: no group); False if the id is unknown."""
+        with self.transaction() as conn:
+            return conn.execute("UPDATE samples SET group_key = ? WHERE id = ?", (group, sample_id)).rowcount == 1
+
     def delete(self, sample_id: str) -> bool:
         """Remove a row; False if the id is unknown."""
         with self.transaction() as conn:
             return conn.execute("DELETE FROM samples WHERE id = ?", (sample_id,)).rowcount == 1
 
     def page(
-        self, label: str | None = None, unlabelled: bool = False, limit: int = 50, offset: int = 0
+        self,
+        label: str | None = None,
+        unlabelled: bool = False,
+        group: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
     ) -> tuple[list[CaptureRecord], int]:
-        """Newest first; filtered by label or to unlabelled captures; with the total count."""
-        where, args = "", ()
+        """Newest first; filtered by label or to unlabelled captures, and by group; with the total count."""
+        conditions: list[str] = []
+        args: tuple = ()
         if unlabelled:
-            where = "WHERE label IS NULL"
+            conditions.append("label IS NULL")
         elif label is not None:
-            where, args = "WHERE label = ?", (label,)
+            conditions.append("label = ?")
+            args += (label,)
+        if group is not None:
+            conditions.append("group_key = ?")
+            args += (group,)
+        where = "WHERE " + " AND ".join(conditions) if conditions else ""
         conn = self._connection()
         total = conn.execute(f"SELECT COUNT(*) FROM samples {where}", args).fetchone()[0]
         rows = conn.execute(

@@ -5,6 +5,7 @@ Layout of the data dir::
     samples/<id>/rgb.png      8-bit BGR PNG (lossless)
     samples/<id>/depth.png    16-bit PNG, millimetres, 0 = no reading (optional)
     index.sqlite3             the SQLite index (WAL)
+    current_group.json        the group given to captures that name none (see groups.py)
     staging/ trash/ quarantine/ cache/thumbs/   work areas
 
 A capture encodes in memory, checks free space against the reserve, writes its files into
@@ -36,6 +37,7 @@ import cv2
 import numpy as np
 
 from rdk_agent.storage.files import fsync_dir, remove_tree, write_durable
+from rdk_agent.storage.groups import CurrentGroup, clean_group
 from rdk_agent.storage.images import encode_png, thumbnail_jpeg
 from rdk_agent.storage.index import CaptureRecord, SampleIndex
 from rdk_agent.storage.reconcile import IntegrityReport, reconcile
@@ -89,6 +91,7 @@ class CaptureStore:
         self._lock_fd = _lock_data_dir(self.data_dir)
         self.index = SampleIndex(self.data_dir / "index.sqlite3")
         self.dataset_id = self.index.meta_value("dataset_id", lambda: "ds-" + uuid.uuid4().hex[:16])
+        self.current_group = CurrentGroup(self.data_dir)
         self.integrity: IntegrityReport = reconcile(self.data_dir, self.index, verify)
         self._delete_lock = threading.Lock()
         self._exports_lock = threading.Lock()
@@ -112,9 +115,14 @@ class CaptureStore:
         source: str,
         meta: dict | None = None,
         captured_at: float | None = None,
+        group: str | None = None,
     ) -> CaptureRecord:
-        """Store one capture durably and index it; the record is committed when this returns."""
+        """Store one capture durably and index it; the record is committed when this returns.
+
+        ``group``: None gives the capture the current group, an empty string stores it without one.
+        """
         label = self.check_label(label)
+        group = self.current_group.get() if group is None else clean_group(group)
         if depth is not None and depth.shape[:2] != rgb.shape[:2]:
             raise ValueError(f"depth is {depth.shape[1]}x{depth.shape[0]}, image is {rgb.shape[1]}x{rgb.shape[0]}")
         ts = time.time() if captured_at is None else captured_at
@@ -134,6 +142,7 @@ class CaptureStore:
             rgb=refs["rgb.png"],
             depth=refs.get("depth.png"),
             meta=json.loads(json.dumps(meta or {}, default=_jsonable)),
+            group=group,
         )
         stage, final = self.staging_dir / sample_id, self.samples_dir / sample_id
         try:
@@ -166,6 +175,13 @@ class CaptureStore:
         """Change a capture's label (None puts it back in the review queue)."""
         label = self.check_label(label)
         if not self.index.set_label(self.check_id(sample_id), label):
+            raise CaptureNotFound(sample_id)
+        return self.get(sample_id)
+
+    def regroup(self, sample_id: str, group: str | None) -> CaptureRecord:
+        """Change a capture's group (None or an empty string: no group)."""
+        group = clean_group(group)
+        if not self.index.set_group(self.check_id(sample_id), group):
             raise CaptureNotFound(sample_id)
         return self.get(sample_id)
 

@@ -2,6 +2,7 @@
 
 import { api, describeError, onAuthRequired } from "./api.js";
 import { Gallery } from "./gallery.js";
+import { CurrentGroup } from "./group.js";
 import { InspectPanel } from "./inspect.js";
 import { CapturePad, Progress, withColours } from "./labels.js";
 import { LivePreview, StatusLine } from "./status.js";
@@ -76,7 +77,8 @@ async function start() {
     gallery.reload();
     statusLine.refresh();
   }, REFRESH_DEBOUNCE_MS);
-  const pad = new CapturePad(labels, { onCaptured: refreshAfterCapture });
+  const group = new CurrentGroup();
+  const pad = new CapturePad(labels, { onCaptured: refreshAfterCapture, beforeCapture: () => group.settled() });
   const inspect = new InspectPanel(labels);
 
   document.addEventListener("keydown", (event) => {
@@ -98,6 +100,7 @@ async function start() {
   window.addEventListener("pagehide", () => preview.stop());
 
   preview.start();
+  group.load();
   progress.refresh();
   gallery.reload();
   setInterval(async () => {

@@ -83,6 +83,7 @@ export class Gallery {
     const li = document.createElement("li");
     li.className = "shot";
     li.dataset.id = record.id;
+    li.dataset.group = record.group || "";
     this.paint(li, record.label);
 
     const link = document.createElement("a");
@@ -106,7 +107,11 @@ export class Gallery {
     const time = document.createElement("time");
     time.textContent = formatTime(record.captured_at);
     time.dateTime = record.captured_at;
-    meta.append(time, remove);
+    const group = document.createElement("span");
+    group.className = "shot-group";
+    group.textContent = record.group || "";
+    group.title = record.group ? `group ${record.group}` : "";
+    meta.append(time, group, remove);
 
     const select = document.createElement("select");
     select.className = "relabel";

@@ -12,9 +12,10 @@ export function withColours(schema) {
 
 /** Buttons that capture with a label, one per label, plus the keyboard bindings. */
 export class CapturePad {
-  constructor(labels, { onCaptured }) {
+  constructor(labels, { onCaptured, beforeCapture }) {
     this.labels = labels;
     this.onCaptured = onCaptured;
+    this.beforeCapture = beforeCapture;
     this.pending = new Map(labels.map((l) => [l.name, 0]));
     this.buttons = new Map();
     this.byKey = new Map(labels.filter((l) => l.key).map((l) => [l.key.toLowerCase(), l]));
@@ -54,6 +55,7 @@ export class CapturePad {
   async capture(label) {
     this.setPending(label.name, +1);
     try {
+      await this.beforeCapture(); // a group being set applies to this capture already
       const record = await api("POST", "/captures", { label: label.name });
       toast(`Captured ${label.name}` + (record && record.id ? ` · ${String(record.id).slice(0, 8)}` : ""), "ok",
         { colour: label.colour });
