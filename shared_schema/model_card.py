@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 from shared_schema.errors import SchemaError, join_path, optional, require
 
-CARD_FORMAT_VERSION = "1.0"
+CARD_FORMAT_VERSION = "1.1"  # 1.1: temperature, confidence_threshold, review_threshold
 METADATA_KEY = "rdk.model_card"
 CHANNELS = ("rgb", "rgbd")
 RESIZE_METHODS = ("stretch", "letterbox")
@@ -111,7 +112,14 @@ class InputContract:
 
 @dataclass(frozen=True)
 class ModelCard:
-    """Labels in output order, the schema hash they bind to, the input contract and provenance."""
+    """Labels in output order, the schema hash they bind to, the input contract and provenance.
+
+    ``temperature`` calibrates logits (probabilities are ``softmax(logits / temperature)``, see
+    ``shared_schema.postprocess``). ``confidence_threshold`` (below it the rules decide) and
+    ``review_threshold`` (below it a frame goes to the review queue) are the trainer's
+    recommendations from the validation split, in calibrated probability; ``None`` when the
+    trainer recommends none (an older card, or no threshold reached the precision target).
+    """
 
     labels: tuple[str, ...]
     label_schema_hash: str
@@ -121,6 +129,9 @@ class ModelCard:
     output_name: str = "logits"
     output_kind: str = "logits"
     precision: str = "fp32"
+    temperature: float = 1.0
+    confidence_threshold: float | None = None
+    review_threshold: float | None = None
     created_at: str = ""
     provenance: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
@@ -136,6 +147,21 @@ class ModelCard:
             raise SchemaError("precision", f"{self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if self.output_kind not in ("logits", "probabilities"):
             raise SchemaError("output_kind", f"{self.output_kind!r} is not logits or probabilities")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise SchemaError("temperature", f"must be a finite number above 0, got {self.temperature}")
+        if self.output_kind == "probabilities" and self.temperature != 1.0:
+            raise SchemaError("temperature", "a temperature applies to logits only; it must be 1 for probabilities")
+        for name in ("confidence_threshold", "review_threshold"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise SchemaError(name, f"must be in [0, 1], got {value}")
+        if None not in (self.confidence_threshold, self.review_threshold) and (
+            self.review_threshold < self.confidence_threshold
+        ):
+            raise SchemaError(
+                "review_threshold",
+                f"{self.review_threshold} is below confidence_threshold {self.confidence_threshold}",
+            )
 
     def to_dict(self) -> dict:
         """Return the JSON form."""
@@ -149,6 +175,9 @@ class ModelCard:
             "output_name": self.output_name,
             "output_kind": self.output_kind,
             "precision": self.precision,
+            "temperature": self.temperature,
+            "confidence_threshold": self.confidence_threshold,
+            "review_threshold": self.review_threshold,
             "created_at": self.created_at,
             "provenance": self.provenance,
             "metrics": self.metrics,
@@ -180,6 +209,9 @@ class ModelCard:
             output_name=optional(data, "output_name", str, "", "logits"),
             output_kind=optional(data, "output_kind", str, "", "logits"),
             precision=optional(data, "precision", str, "", "fp32"),
+            temperature=_optional_float(data, "temperature", 1.0),
+            confidence_threshold=_optional_float(data, "confidence_threshold"),
+            review_threshold=_optional_float(data, "review_threshold"),
             created_at=optional(data, "created_at", str, "", ""),
             provenance=optional(data, "provenance", dict, "", {}),
             metrics=optional(data, "metrics", dict, "", {}),
@@ -197,6 +229,16 @@ class ModelCard:
         if not isinstance(data, dict):
             raise SchemaError("", "model card must be a JSON object")
         return cls.from_dict(data)
+
+
+def _optional_float(data: dict, key: str, default: float | None = None) -> float | None:
+    value = optional(data, key, (int, float), "")
+    if value is None:
+        return default
+    try:
+        return float(value)
+    except OverflowError:
+        raise SchemaError(key, f"{value} is out of range") from None
 
 
 def _numbers(data: dict, key: str, where: str, num: tuple) -> list:

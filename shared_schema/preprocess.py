@@ -93,10 +93,3 @@ def preprocess_batch(
     """Stack :func:`preprocess` over a list into an NxCxHxW float32 batch."""
     depths = depths if depths is not None else [None] * len(images)
     return np.stack([preprocess(img, contract, d) for img, d in zip(images, depths, strict=True)])
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Numerically stable softmax over the last axis."""
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)

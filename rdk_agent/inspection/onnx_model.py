@@ -11,7 +11,8 @@ import numpy as np
 import onnxruntime as ort
 
 from shared_schema import METADATA_KEY, LabelSchema, ModelCard, SchemaError
-from shared_schema.preprocess import preprocess, softmax
+from shared_schema.postprocess import model_probabilities
+from shared_schema.preprocess import preprocess
 
 # The RDK X5 has 8 Cortex-A55 cores. Four intra-op threads give most of the speed-up a small CNN
 # gets on that CPU while leaving four cores for the camera, JPEG encoding of the preview stream
@@ -199,7 +200,7 @@ class OnnxClassifier:
             raise InferenceError(f"model gave {row.shape[0]} outputs for {len(self.labels)} labels")
         if not np.all(np.isfinite(row)):
             raise InferenceError("model output is not finite (NaN or inf)")
-        probs = softmax(row) if self.card.output_kind == "logits" else row
+        probs = model_probabilities(row, self.card)
         if not (np.all(probs >= -1e-6) and abs(float(probs.sum()) - 1.0) <= PROBABILITY_SUM_TOLERANCE):
             raise InferenceError(f"probabilities do not sum to 1 (sum {float(probs.sum()):.4f})")
         return probs

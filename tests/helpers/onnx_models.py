@@ -32,8 +32,12 @@ def make_card(
     schema_hash: str | None = None,
     name: str = "tiny-test-classifier",
     output_kind: str = "logits",
+    **card_fields,
 ) -> ModelCard:
-    """A model card for ``schema`` (default: the weld schema) with a ``size`` x ``size`` input."""
+    """A model card for ``schema`` (default: the weld schema) with a ``size`` x ``size`` input.
+
+    ``card_fields`` sets further card fields (``temperature``, ``confidence_threshold``, ...).
+    """
     schema = schema or default_weld_schema()
     n = 4 if channels == "rgbd" else 3
     contract = InputContract(
@@ -52,6 +56,7 @@ def make_card(
         output_kind=output_kind,
         provenance={"dataset_id": "test", "samples": 0, "epochs": 0, "code_version": "tests"},
         metrics={},
+        **card_fields,
     )
 
 
@@ -182,9 +187,11 @@ def valid_model_bytes(
     dominant: str | int = 0,
     margin: float = 8.0,
     name: str = "tiny-test-classifier",
+    **card_fields,
 ) -> bytes:
-    """A sound classifier; ``dominant`` (label name or index) wins by ``margin`` logits."""
-    card = make_card(schema, name=name)
+    """A sound classifier; ``dominant`` (label name or index) wins by ``margin`` logits; ``card_fields`` go
+    to :func:`make_card`."""
+    card = make_card(schema, name=name, **card_fields)
     index = card.labels.index(dominant) if isinstance(dominant, str) else dominant
     return _with_card(_classifier_graph(card, dominant=index, margin=margin), card).SerializeToString()
 

@@ -12,6 +12,8 @@ import pytest
 from rdk_agent.inspection.deadline import DeadlineWatchdog
 from rdk_agent.inspection.onnx_model import InferenceError, ModelLoadError, OnnxClassifier, session_options
 from shared_schema import default_weld_schema, label_schema_from_names
+from shared_schema.postprocess import probabilities
+from shared_schema.preprocess import preprocess
 from tests.helpers import onnx_models as om
 
 SCHEMA = default_weld_schema()
@@ -39,6 +41,19 @@ def test_output_depends_on_the_input(tmp_path):
     clf = OnnxClassifier.from_file(om.write_valid(tmp_path / "m.onnx", margin=0.5), SCHEMA, 1)
     dark, bright = clf.predict(frame(10)).probabilities, clf.predict(frame(250)).probabilities
     assert not np.allclose(dark, bright)
+
+
+def test_the_cards_temperature_scales_the_logits(tmp_path):
+    """Probabilities are softmax(raw logits / T) with the card's T: the function the trainer uses too."""
+    path = om.write_valid(tmp_path / "m.onnx", dominant="gap", margin=2.0, temperature=0.4)
+    clf = OnnxClassifier.from_file(path, SCHEMA, 1)
+    assert clf.card.temperature == 0.4
+    image = frame(170)
+    raw_session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (logits,) = raw_session.run(None, {"input": preprocess(image, clf.card.input)[None]})
+    probs = clf.predict(image).probabilities
+    np.testing.assert_allclose(probs, probabilities(logits[0], 0.4), atol=1e-7)
+    assert np.abs(probs - probabilities(logits[0], 1.0)).max() > 0.05, "T = 0.4 must visibly sharpen the output"
 
 
 def test_low_confidence_model_is_near_uniform(tmp_path):

@@ -41,11 +41,67 @@ contracts = st.builds(
 )
 
 
+unit = st.floats(0.0, 1.0)
+thresholds = st.one_of(
+    st.tuples(st.none(), st.none()),
+    st.tuples(unit, st.none()),
+    st.tuples(st.none(), unit),
+    st.tuples(unit, unit).map(sorted).map(tuple),
+)
+
+
 @settings(max_examples=50, deadline=None)
-@given(contracts, st.dictionaries(st.text(max_size=8), st.floats(allow_nan=False), max_size=4))
-def test_card_round_trips(contract, metrics):
-    card = _card(input=contract, metrics=metrics, provenance={"dataset_id": "d", "epochs": 3})
+@given(
+    contracts,
+    st.dictionaries(st.text(max_size=8), st.floats(allow_nan=False), max_size=4),
+    st.floats(1e-3, 1e3),
+    thresholds,
+)
+def test_card_round_trips(contract, metrics, temperature, confidence_review):
+    confidence, review = confidence_review
+    card = _card(
+        input=contract,
+        metrics=metrics,
+        provenance={"dataset_id": "d", "epochs": 3},
+        temperature=temperature,
+        confidence_threshold=confidence,
+        review_threshold=review,
+    )
     assert ModelCard.from_json(card.to_json()) == card
+
+
+def test_a_card_without_calibration_fields_loads_with_neutral_values():
+    data = _card(temperature=0.7, confidence_threshold=0.8, review_threshold=0.9).to_dict()
+    for key in ("temperature", "confidence_threshold", "review_threshold"):
+        del data[key]
+    data["card_version"] = "1.0"
+    card = ModelCard.from_dict(data)
+    assert (card.temperature, card.confidence_threshold, card.review_threshold) == (1.0, None, None)
+    assert ModelCard.from_dict({**data, "temperature": None}).temperature == 1.0
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"temperature": 0}, "temperature", "above 0"),
+        ({"temperature": -1.5}, "temperature", "above 0"),
+        ({"temperature": float("nan")}, "temperature", "finite"),
+        ({"temperature": float("inf")}, "temperature", "finite"),
+        ({"temperature": "hot"}, "temperature", "expected int or float"),
+        ({"temperature": True}, "temperature", "got bool"),
+        ({"temperature": 10**400}, "temperature", "out of range"),
+        ({"temperature": 2.0, "output_kind": "probabilities"}, "temperature", "logits only"),
+        ({"confidence_threshold": 1.2}, "confidence_threshold", "[0, 1]"),
+        ({"confidence_threshold": "0.9"}, "confidence_threshold", "expected int or float"),
+        ({"review_threshold": -0.1}, "review_threshold", "[0, 1]"),
+        ({"confidence_threshold": 0.9, "review_threshold": 0.8}, "review_threshold", "below confidence_threshold"),
+    ],
+)
+def test_invalid_calibration_fields_name_the_field(fields, field, message):
+    data = {**_card().to_dict(), **fields}
+    with pytest.raises(SchemaError) as info:
+        ModelCard.from_json(json.dumps(data))
+    assert info.value.field == field and message in info.value.message
 
 
 def test_shape_reports_dynamic_batch():
