@@ -7,6 +7,7 @@ from flask import Blueprint, jsonify
 from rdk_agent.api import API_PREFIX, services
 from rdk_agent.errors import ApiError
 from rdk_agent.inspection.model_manager import RollbackError
+from rdk_agent.inspection.thresholds import resolve_thresholds
 
 bp = Blueprint("model", __name__, url_prefix=API_PREFIX)
 
@@ -25,18 +26,30 @@ def _status(svc) -> dict:
         "review_queued": int(telemetry.review_queued.value()),
     }
     settings = svc.inspector.settings
+    active = svc.models.active
+    card = active.classifier.card if active is not None else None
+    thresholds = resolve_thresholds(settings, card)
     status["settings"].update(
-        confidence_threshold=settings.confidence_threshold,
-        review_threshold=settings.review_threshold,
+        confidence_threshold=thresholds.confidence,
+        review_threshold=thresholds.review,
         timeout_ms=settings.timeout_ms,
         rules=settings.rules,
     )
+    status["thresholds"] = {
+        **thresholds.to_dict(),
+        "station": {"confidence": settings.confidence_threshold, "review": settings.review_threshold},
+        "card": {
+            "confidence": card.confidence_threshold if card is not None else None,
+            "review": card.review_threshold if card is not None else None,
+        },
+    }
     return status
 
 
 @bp.get("/model")
 def model_status():
-    """The serving model's card, load time and file sha256, the state, counters and the last refusal."""
+    """The serving model's card, load time and file sha256, the state, counters, the last refusal, and the
+    thresholds in force with their sources (station setting, model card or default)."""
     return jsonify(_status(services()))
 
 

@@ -3,9 +3,12 @@
 For each frame the inspector takes the serving model once (so a hot swap never disturbs it),
 runs it under a deadline, and lets the rules decide when there is no usable answer:
 ``no_model``, ``load_failed``, ``schema_mismatch``, ``inference_error``, ``timeout`` or
-``low_confidence``. With ``rules="always"`` the rules run on every frame, so an operator always
-sees their measures next to the model's probabilities; with ``rules="on_fallback"`` they run only
-when the model cannot decide (``rules`` is then ``null`` in a result the model decided).
+``low_confidence``. The confidence threshold for ``low_confidence`` and the review threshold are
+the station's settings, else the serving model card's recommendations, else the defaults (see
+``rdk_agent.inspection.thresholds``); every result says which are in force. With
+``rules="always"`` the rules run on every frame, so an operator always sees their measures next
+to the model's probabilities; with ``rules="on_fallback"`` they run only when the model cannot
+decide (``rules`` is then ``null`` in a result the model decided).
 Thread-safe: waitress calls it from many threads.
 """
 
@@ -22,6 +25,7 @@ from rdk_agent.inspection.deadline import DeadlineWatchdog
 from rdk_agent.inspection.model_manager import ModelManager
 from rdk_agent.inspection.onnx_model import InferenceError, Prediction
 from rdk_agent.inspection.settings import InspectionSettings
+from rdk_agent.inspection.thresholds import resolve_thresholds
 from rdk_agent.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
@@ -71,7 +75,8 @@ class Inspector:
         if self._rule_pool is not None:
             rules_future = self._rule_pool.submit(self._run_rules, rgb, depth)
         active = self.models.active  # read once: this request stays on this model even if a swap happens
-        prediction, reason, error = self._run_model(active, rgb, depth)
+        thresholds = resolve_thresholds(self.settings, active.classifier.card if active is not None else None)
+        prediction, reason, error = self._run_model(active, rgb, depth, thresholds.confidence)
         if rules_future is not None:
             rule_dict, rule_label, rules_s = rules_future.result()
         elif self.rules is not None and (self._always_rules or reason is not None):
@@ -93,6 +98,7 @@ class Inspector:
             "fallback_reason": reason,
             "probabilities": prediction.by_name() if prediction is not None else {},
             "model": self._model_ref(active),
+            "thresholds": thresholds.to_dict(),
             "onnx": {"label": prediction.label, "confidence": round(prediction.confidence, 6)} if prediction else None,
             "rules": rule_dict,
             "error": error,
@@ -107,12 +113,9 @@ class Inspector:
         self.telemetry.record_inspection(engine, label, reason, (decode_ms / 1000.0) + total_s)
         return result
 
-    def needs_review(self, result: dict) -> bool:
-        """True when the model ran and its top probability is below the review threshold."""
-        onnx = result.get("onnx")
-        return onnx is not None and onnx["confidence"] < self.settings.review_threshold
-
-    def _run_model(self, active, rgb, depth) -> tuple[Prediction | None, str | None, str | None]:
+    def _run_model(
+        self, active, rgb, depth, confidence_threshold: float
+    ) -> tuple[Prediction | None, str | None, str | None]:
         if active is None:
             return None, self.models.unavailable_reason(), None
         if not active.health.available():
@@ -127,7 +130,7 @@ class Inspector:
             log.warning("inference failed on model %s: %s", active.classifier.sha256[:12], exc)
             return None, "inference_error", str(exc)
         active.health.record_success()
-        if prediction.confidence < self.settings.confidence_threshold:
+        if prediction.confidence < confidence_threshold:
             return prediction, "low_confidence", None
         return prediction, None, None
 

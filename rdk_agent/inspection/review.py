@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from rdk_agent.inspection.settings import InspectionSettings
+from rdk_agent.inspection.thresholds import needs_review
 from rdk_agent.storage import CaptureStore, InsufficientStorage
 from rdk_agent.telemetry import Telemetry
 
@@ -20,7 +21,17 @@ log = logging.getLogger(__name__)
 
 REVIEW_SOURCE = "review"
 # What of an inspection result goes into the capture's metadata (latency and errors stay out).
-_META_KEYS = ("label", "confidence", "engine", "fallback_reason", "probabilities", "model", "onnx", "rules")
+_META_KEYS = (
+    "label",
+    "confidence",
+    "engine",
+    "fallback_reason",
+    "probabilities",
+    "model",
+    "thresholds",
+    "onnx",
+    "rules",
+)
 
 
 class ReviewQueue:
@@ -34,13 +45,12 @@ class ReviewQueue:
         self._last_loop_save = 0.0
 
     def offer(self, result: dict, rgb: np.ndarray, depth: np.ndarray | None, source: str) -> str | None:
-        """Store the frame if its model confidence is below the review threshold; the capture id or None.
+        """Store the frame if its model confidence is below the result's review threshold; the capture id or None.
 
         ``source`` is ``upload``, ``camera`` or ``loop``; ``loop`` frames are saved at most once per
         ``review_min_interval_s`` so a static scene does not flood the queue.
         """
-        onnx = result.get("onnx")
-        if onnx is None or onnx["confidence"] >= self.settings.review_threshold:
+        if not needs_review(result):
             return None
         if source == "loop":
             with self._lock:
@@ -49,7 +59,7 @@ class ReviewQueue:
                     return None
                 self._last_loop_save = now
         meta = {
-            "review": {"reason": "low_confidence", "threshold": self.settings.review_threshold, "source": source},
+            "review": {"reason": "low_confidence", "threshold": result["thresholds"]["review"], "source": source},
             "inspection": {k: result.get(k) for k in _META_KEYS},
         }
         try:

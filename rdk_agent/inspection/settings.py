@@ -12,6 +12,10 @@
   ``rules: null``. A frame that falls back pays model and rules one after the other.
   ``parallel_rules`` has no effect in this mode. Use it for throughput (live loop, many stations
   per board, batch inspection), and when rule measures are not needed for confident frames.
+
+``confidence_threshold`` and ``review_threshold`` are station overrides: left unset (``None``),
+the serving model card's recommended values apply, and the defaults 0.6 / 0.75 when the card has
+none (see ``rdk_agent.inspection.thresholds``).
 """
 
 from __future__ import annotations
@@ -28,8 +32,8 @@ RULES_MODES = ("always", "on_fallback")
 class InspectionSettings:
     """How the inspector decides, how models are watched, and the optional live loop."""
 
-    confidence_threshold: float = 0.6  # below it the rules decide (reason low_confidence)
-    review_threshold: float = 0.75  # model confidence below it sends the frame to the review queue
+    confidence_threshold: float | None = None  # below it the rules decide (low_confidence); None: card, else 0.6
+    review_threshold: float | None = None  # below it the frame goes to the review queue; None: card, else 0.75
     timeout_ms: float = 1000.0  # inference deadline; slower runs are stopped (reason timeout)
     intra_op_threads: int = DEFAULT_INTRA_OP_THREADS
     max_consecutive_timeouts: int = 3  # then the model rests for unhealthy_cooldown_s
@@ -45,7 +49,7 @@ class InspectionSettings:
 
     def __post_init__(self) -> None:
         for name in ("confidence_threshold", "review_threshold"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
+            if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"inspection.{name} must be in [0, 1], got {getattr(self, name)}")
         for name in ("timeout_ms", "poll_interval_s", "loop_interval_s"):
             if getattr(self, name) <= 0:

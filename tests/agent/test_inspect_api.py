@@ -162,6 +162,7 @@ def test_low_confidence_frames_go_to_the_review_queue(agent_process):
     assert record["label"] is None and record["source"] == "review"
     assert record["meta"]["inspection"]["fallback_reason"] == "low_confidence"
     assert record["meta"]["inspection"]["onnx"]["confidence"] < 0.7
+    assert record["meta"]["review"]["threshold"] == 0.7
     listed = requests.get(agent.api("captures"), params={"unlabelled": "true"}, headers=agent.auth, timeout=10)
     assert capture_id in [c["id"] for c in listed.json()["items"]]
 
@@ -169,6 +170,27 @@ def test_low_confidence_frames_go_to_the_review_queue(agent_process):
     wait_model(agent, lambda s: s["active"]["card"]["name"] and s["counters"]["reloads"] == 2)
     assert inspect(agent).json()["review_capture_id"] is None, "confident frames stay out of the queue"
     assert model_status(agent)["counters"]["review_queued"] == 1
+
+
+def test_model_api_shows_the_thresholds_in_force_and_their_sources(agent_process):
+    agent = agent_process(config={"inspection": {**FAST, "review_threshold": 0.97}})
+    status = model_status(agent)
+    assert status["thresholds"]["source"] == {"confidence": "default", "review": "station"}
+    assert (status["settings"]["confidence_threshold"], status["settings"]["review_threshold"]) == (0.6, 0.97)
+
+    deploy(agent, om.write_valid, margin=9.0, temperature=0.8, confidence_threshold=0.9, review_threshold=0.95)
+    status = wait_model(agent, lambda s: s["state"] == "active")
+    assert status["active"]["card"]["temperature"] == 0.8
+    assert status["thresholds"] == {
+        "confidence": 0.9,
+        "review": 0.97,
+        "source": {"confidence": "card", "review": "station"},
+        "station": {"confidence": None, "review": 0.97},
+        "card": {"confidence": 0.9, "review": 0.95},
+    }
+    assert (status["settings"]["confidence_threshold"], status["settings"]["review_threshold"]) == (0.9, 0.97)
+    body = inspect(agent).json()
+    assert body["engine"] == "onnx" and body["thresholds"]["source"]["confidence"] == "card"
 
 
 def test_live_loop_publishes_latest_result(agent_process):

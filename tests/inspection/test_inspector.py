@@ -13,6 +13,7 @@ from rdk_agent.inspection.model_manager import ModelManager
 from rdk_agent.inspection.rubric import Rubric
 from rdk_agent.inspection.rules import RuleEvaluator
 from rdk_agent.inspection.settings import InspectionSettings
+from rdk_agent.inspection.thresholds import needs_review
 from rdk_agent.telemetry import Telemetry
 from shared_schema import default_weld_schema
 from tests.helpers import onnx_models as om
@@ -90,10 +91,10 @@ def test_rules_decide_with_the_reason(make_inspector, weld_frame, writer, reason
     check_rules_ran(result)
     if reason == "low_confidence":  # the model ran: its probabilities are shown next to the rules
         assert result["onnx"]["confidence"] < 0.6 and len(result["probabilities"]) == len(SCHEMA.names)
-        assert inspector.needs_review(result)
+        assert needs_review(result)
     else:
         assert result["probabilities"] == {} and result["onnx"] is None
-        assert not inspector.needs_review(result)
+        assert not needs_review(result)
     assert inspector.telemetry.fallbacks.value(reason=reason) == 1
 
 
@@ -188,3 +189,71 @@ def test_rules_mode_is_validated():
     assert InspectionSettings().rules == "always"
     with pytest.raises(ValueError, match="always, on_fallback"):
         InspectionSettings.from_dict({"rules": "sometimes"})
+
+
+def porosity_model(margin: float = 2.0, **card_fields):
+    """A writer for a classifier that calls the weld frame porosity; margin 2.0 gives about 0.83 at T = 1."""
+    return lambda p: om.write_valid(p, dominant="porosity", margin=margin, **card_fields)
+
+
+def thresholds(confidence: float, review: float, confidence_source: str, review_source: str) -> dict:
+    return {
+        "confidence": confidence,
+        "review": review,
+        "source": {"confidence": confidence_source, "review": review_source},
+    }
+
+
+def test_the_cards_thresholds_apply_unless_the_station_sets_its_own(make_inspector, weld_frame):
+    card = {"confidence_threshold": 0.9, "review_threshold": 0.95}
+    by_card = make_inspector(porosity_model(**card)).inspect(weld_frame.rgb, weld_frame.depth)
+    assert 0.8 < by_card["onnx"]["confidence"] < 0.9, "the model must sit between the card's and the station's values"
+    assert (by_card["engine"], by_card["fallback_reason"]) == ("rules", "low_confidence")
+    assert by_card["thresholds"] == thresholds(0.9, 0.95, "card", "card")
+    assert needs_review(by_card)
+
+    station = make_inspector(porosity_model(**card), confidence_threshold=0.7, review_threshold=0.8)
+    result = station.inspect(weld_frame.rgb, weld_frame.depth)
+    assert (result["engine"], result["fallback_reason"], result["label"]) == ("onnx", None, "porosity")
+    assert result["thresholds"] == thresholds(0.7, 0.8, "station", "station")
+    assert not needs_review(result)
+
+    mixed = make_inspector(porosity_model(**card), confidence_threshold=0.7).inspect(weld_frame.rgb, weld_frame.depth)
+    assert (mixed["engine"], mixed["thresholds"]) == ("onnx", thresholds(0.7, 0.95, "station", "card"))
+    assert needs_review(mixed), "the model decides, and the card's review threshold still queues the frame"
+
+
+def test_without_card_thresholds_the_old_defaults_apply(make_inspector, weld_frame):
+    result = make_inspector(porosity_model(margin=1.0)).inspect(weld_frame.rgb, weld_frame.depth)
+    assert 0.6 < result["onnx"]["confidence"] < 0.75
+    assert (result["engine"], result["thresholds"]) == ("onnx", thresholds(0.6, 0.75, "default", "default"))
+    assert needs_review(result)
+    no_model = make_inspector().inspect(weld_frame.rgb, weld_frame.depth)
+    assert no_model["thresholds"] == thresholds(0.6, 0.75, "default", "default")
+
+
+def test_review_threshold_is_never_below_the_confidence_threshold_unless_the_station_says_so(
+    make_inspector, weld_frame
+):
+    only_confidence = make_inspector(porosity_model(confidence_threshold=0.9))
+    result = only_confidence.inspect(weld_frame.rgb, weld_frame.depth)
+    assert result["thresholds"] == thresholds(0.9, 0.9, "card", "confidence_threshold")
+    assert result["fallback_reason"] == "low_confidence" and needs_review(result)
+    station = make_inspector(porosity_model(confidence_threshold=0.9), review_threshold=0.5)
+    assert station.inspect(weld_frame.rgb, weld_frame.depth)["thresholds"] == thresholds(0.9, 0.5, "card", "station")
+
+
+def test_the_cards_temperature_sets_the_confidence_the_thresholds_see(make_inspector, weld_frame):
+    card = {"confidence_threshold": 0.9, "review_threshold": 0.95}
+    sharp = make_inspector(porosity_model(temperature=0.5, **card)).inspect(weld_frame.rgb, weld_frame.depth)
+    assert sharp["onnx"]["confidence"] > 0.95, "T = 0.5 doubles the logits: the same frame is now confident"
+    assert (sharp["engine"], sharp["label"]) == ("onnx", "porosity") and not needs_review(sharp)
+    soft = make_inspector(porosity_model(temperature=4.0)).inspect(weld_frame.rgb, weld_frame.depth)
+    assert soft["onnx"]["confidence"] < 0.6 and soft["fallback_reason"] == "low_confidence"
+
+
+def test_station_thresholds_are_optional_and_validated():
+    assert InspectionSettings().confidence_threshold is None and InspectionSettings().review_threshold is None
+    assert InspectionSettings.from_dict({"confidence_threshold": 0.8}).confidence_threshold == 0.8
+    with pytest.raises(ValueError, match="review_threshold"):
+        InspectionSettings.from_dict({"review_threshold": 1.5})
