@@ -15,6 +15,7 @@ import numpy as np
 
 from desktop_trainer.data.samples import Sample
 from desktop_trainer.data.split import report_lines
+from shared_schema.postprocess import probabilities
 
 
 def plot_confusion(matrix: list[list[int]], labels: Sequence[str], path: Path, title: str) -> None:
@@ -43,8 +44,9 @@ def plot_misclassified(
     labels: Sequence[str],
     path: Path,
     limit: int = 36,
+    temperature: float = 1.0,
 ) -> int:
-    """Grid of wrongly classified images titled true → predicted (confidence); returns how many are wrong."""
+    """Grid of wrongly classified images titled true → predicted (calibrated confidence); returns how many are wrong."""
     preds = logits.argmax(1) if len(logits) else np.zeros(0, int)
     wrong = [i for i in range(len(targets)) if preds[i] != targets[i]]
     cols = max(1, min(6, len(wrong)))
@@ -52,8 +54,7 @@ def plot_misclassified(
     fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.6 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
-    probs = np.exp(logits - logits.max(1, keepdims=True)) if len(logits) else logits
-    probs = probs / probs.sum(1, keepdims=True) if len(logits) else probs
+    probs = probabilities(logits, temperature) if len(logits) else logits
     for ax, i in zip(axes.flat, wrong[:limit], strict=False):
         image = cv2.imread(str(samples[i].rgb_path), cv2.IMREAD_COLOR)
         if image is not None:
@@ -92,6 +93,36 @@ def plot_curves(metrics_csv: Path | None, path: Path) -> bool:
     return True
 
 
+def calibration_lines(calibration: dict) -> list[str]:
+    """Summary lines: the temperature, ECE and NLL before → after on val and test, the card's thresholds."""
+    where = f"fitted on {calibration['fitted_on']}" if calibration["fitted_on"] else "not fitted"
+    if calibration["at_bound"]:
+        where += f", at the search's {'lower' if calibration['at_bound'] == 'min' else 'upper'} bound"
+    lines = [f"- calibration: temperature {calibration['temperature']:.4g} ({where})"]
+    for split in ("val", "test"):
+        before, after = calibration[split]["before"], calibration[split]["after"]
+        if before.get("count") == 0:
+            continue
+        lines.append(
+            f"  - {split}: ECE (15 bins) {before['ece']:.4f} → {after['ece']:.4f}, "
+            f"NLL {before['nll']:.4f} → {after['nll']:.4f}"
+        )
+    thresholds = calibration["thresholds"]
+    for name, key in (("confidence", "confidence_threshold"), ("review", "review_threshold")):
+        choice = thresholds[name]
+        if choice["threshold"] is None:
+            lines.append(f"  - {key}: not set (precision {choice['target_precision']} not reached on val)")
+        else:
+            lines.append(
+                f"  - {key}: {choice['threshold']:.4f} (accepts {choice['accepted']} of {choice['validation_count']} "
+                f"val predictions at precision {choice['precision']:.4f}, mean confidence "
+                f"{choice['mean_confidence']:.4f}; target {choice['target_precision']})"
+            )
+    if thresholds["note"]:
+        lines.append(f"  - {thresholds['note']}")
+    return lines
+
+
 def write_summary(metrics: dict, path: Path) -> None:
     """A short Markdown summary of the run."""
     test, labels = metrics["test"], metrics["labels"]
@@ -105,6 +136,7 @@ def write_summary(metrics: dict, path: Path) -> None:
         f"- **test accuracy {test.get('accuracy', 0):.4f}, macro-F1 {test.get('macro_f1', 0):.4f}** "
         f"(val: {metrics['val'].get('accuracy', 0):.4f} / {metrics['val'].get('macro_f1', 0):.4f})",
         f"- ONNX Runtime latency (1 thread): {metrics['latency']['fp32']['median_ms']} ms median",
+        *calibration_lines(metrics["calibration"]),
     ]
     if "int8" in metrics:
         q = metrics["int8"]

@@ -14,8 +14,11 @@ import yaml
 from desktop_trainer.data.folder import load_folder
 from desktop_trainer.evaluation import ort_logits, ort_session
 from desktop_trainer.export.onnx_export import ParityError, check_parity, export_onnx, read_card
+from desktop_trainer.finalize import stratified
 from desktop_trainer.train import build_datamodule, build_module, run
+from rdk_agent.inspection.onnx_model import OnnxClassifier
 from shared_schema import ModelCard
+from shared_schema.postprocess import model_probabilities, softmax
 from shared_schema.preprocess import decode_image, preprocess
 from tests.trainer.trainer_support import PER_CLASS, make_cfg, smoke_overrides
 
@@ -124,9 +127,56 @@ def test_bpu_bundle_holds_unnormalised_rgb_calibration(folder_run):
     dm = build_datamodule(cfg)
     assert len(files) == min(cfg.export.calibration_images, len(dm.split.train))
     first = np.fromfile(files[0], dtype=np.float32).reshape(1, 3, 64, 64)
-    image = cv2.imread(str(dm.split.train[0].rgb_path), cv2.IMREAD_COLOR)
+    image = cv2.imread(str(stratified(dm.split.train, cfg.export.calibration_images)[0].rgb_path), cv2.IMREAD_COLOR)
     expected = cv2.cvtColor(cv2.resize(image, (64, 64), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
     np.testing.assert_allclose(first[0], expected.transpose(2, 0, 1).astype(np.float32), atol=1e-3)
+
+
+def test_calibration_is_reported_and_carried_by_the_card(folder_run):
+    _, out, _ = folder_run
+    saved = json.loads((out / "metrics.json").read_text())
+    cal, card = saved["calibration"], read_card(out / "model.onnx")
+    assert card.temperature == cal["temperature"] and 0.05 <= card.temperature <= 20.0
+    for split in ("val", "test"):
+        for when in ("before", "after"):
+            assert 0.0 <= cal[split][when]["ece"] <= 1.0 and cal[split][when]["nll"] > 0.0
+    assert cal["val"]["after"]["nll"] <= cal["val"]["before"]["nll"], "T minimises the val NLL, T = 1 included"
+    thresholds = cal["thresholds"]
+    assert (card.confidence_threshold, card.review_threshold) == (
+        thresholds["confidence"]["threshold"],
+        thresholds["review"]["threshold"],
+    )
+    reached = card.metrics["calibration"]["thresholds_reached"]
+    assert reached == {"confidence": card.confidence_threshold is not None, "review": card.review_threshold is not None}
+    assert bool(thresholds["note"]) == (not all(reached.values()))
+    assert read_card(out / "model.int8.onnx").temperature == card.temperature
+    summary = (out / "report" / "summary.md").read_text()
+    assert f"temperature {card.temperature:.4g}" in summary and "ECE (15 bins)" in summary
+    assert "confidence_threshold" in summary and "review_threshold" in summary
+
+
+def test_trainer_and_agent_apply_the_cards_temperature_identically(folder_run, synthetic_folder):
+    cfg, out, _ = folder_run
+    dm = build_datamodule(cfg)
+    card = read_card(out / "model.onnx")
+    assert card.temperature != 1.0, "a fitted temperature, or this test could not tell"
+    val = dm.eval_dataset("val")
+    batch = np.stack([val[i][0].numpy() for i in range(len(val))])
+    logits = ort_logits(ort_session(str(out / "model.onnx")), batch)
+    trainer = model_probabilities(logits, card)
+    agent_model = OnnxClassifier.from_file(out / "model.onnx", load_folder(synthetic_folder, glob="*.jpg").schema, 1)
+    agent = np.stack([agent_model.predict(decode_image(s.rgb_path.read_bytes())).probabilities for s in dm.split.val])
+    np.testing.assert_allclose(agent, trainer, atol=1e-5, rtol=0)
+    assert np.abs(agent - softmax(logits.astype(np.float64))).max() > 1e-4, "the temperature changes the numbers"
+
+
+def test_calibration_set_holds_every_class(folder_run):
+    _, out, _ = folder_run
+    saved = json.loads((out / "metrics.json").read_text())
+    chosen = saved["calibration_set"]
+    assert all(chosen["per_class"][label] >= 1 for label in saved["labels"]), chosen
+    assert chosen["size"] == sum(chosen["per_class"].values()) == saved["bpu"]["calibration_images"]
+    assert len(list((out / "bpu" / "calibration").glob("*.bin"))) == chosen["size"]
 
 
 def test_resume_continues_from_the_last_checkpoint(synthetic_folder, tmp_path):
