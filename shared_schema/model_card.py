@@ -12,7 +12,8 @@ CARD_FORMAT_VERSION = "1.1"  # 1.1: temperature, confidence_threshold, review_th
 METADATA_KEY = "rdk.model_card"
 CHANNELS = ("rgb", "rgbd")
 RESIZE_METHODS = ("stretch", "letterbox")
-INTERPOLATIONS = ("area", "linear")
+INTERPOLATIONS = ("auto", "area", "linear")
+ORIENTATIONS = ("none", "landscape")
 COLOUR_ORDERS = ("rgb", "bgr")
 DEPTH_MODES = ("median_relative", "absolute")
 PRECISIONS = ("fp32", "int8")
@@ -26,6 +27,10 @@ class InputContract:
     channel is millimetres (0 = no reading) mapped by ``depth_mode``: ``median_relative``
     subtracts the median of valid pixels, ``absolute`` keeps the raw value; the result is
     multiplied by ``depth_scale`` and then normalised with the fourth mean/std entry.
+
+    ``orient="landscape"`` turns a portrait image (height > width) by 90° clockwise before resizing,
+    so that elongated parts fill a landscape input. ``interpolation="auto"`` uses area averaging
+    when shrinking and bilinear interpolation when enlarging.
     """
 
     height: int
@@ -39,6 +44,7 @@ class InputContract:
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
     depth_mode: str = "median_relative"
     depth_scale: float = 0.1
+    orient: str = "none"
 
     @property
     def num_channels(self) -> int:
@@ -57,6 +63,7 @@ class InputContract:
             "interpolation": (self.interpolation, INTERPOLATIONS),
             "colour_order": (self.colour_order, COLOUR_ORDERS),
             "depth_mode": (self.depth_mode, DEPTH_MODES),
+            "orient": (self.orient, ORIENTATIONS),
         }
         for name, (value, allowed) in checks.items():
             if value not in allowed:
@@ -84,6 +91,7 @@ class InputContract:
             "std": list(self.std),
             "depth_mode": self.depth_mode,
             "depth_scale": self.depth_scale,
+            "orient": self.orient,
         }
 
     @classmethod
@@ -103,6 +111,7 @@ class InputContract:
                 std=tuple(float(v) for v in _numbers(data, "std", where, num)),
                 depth_mode=optional(data, "depth_mode", str, where, "median_relative"),
                 depth_scale=float(optional(data, "depth_scale", num, where, 0.1)),
+                orient=optional(data, "orient", str, where, "none"),
             )
         except SchemaError as exc:
             if exc.field.startswith(where):

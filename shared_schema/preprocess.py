@@ -37,21 +37,51 @@ def to_bgr(image: np.ndarray) -> np.ndarray:
     return image
 
 
+def _interpolation(contract: InputContract, src: tuple[int, int], dst: tuple[int, int], depth: bool) -> int:
+    """OpenCV flag for resizing ``src`` (w, h) to ``dst``; ``auto``: area when shrinking, bilinear otherwise."""
+    if depth:  # never blend readings with holes
+        return cv2.INTER_NEAREST
+    if contract.interpolation != "auto":
+        return _INTERPOLATION[contract.interpolation]
+    return cv2.INTER_AREA if dst[0] < src[0] and dst[1] < src[1] else cv2.INTER_LINEAR
+
+
+def orient(array: np.ndarray, contract: InputContract) -> np.ndarray:
+    """Turn a portrait image or depth map 90° clockwise when the contract asks for landscape."""
+    if contract.orient == "landscape" and array.shape[0] > array.shape[1]:
+        return cv2.rotate(array, cv2.ROTATE_90_CLOCKWISE)
+    return array
+
+
 def _resize(array: np.ndarray, contract: InputContract, pad_value) -> np.ndarray:
-    interp = _INTERPOLATION[contract.interpolation]
-    if array.dtype == np.uint16:  # depth: never blend readings with holes
-        interp = cv2.INTER_NEAREST
-    if contract.resize == "stretch":
-        return cv2.resize(array, (contract.width, contract.height), interpolation=interp)
+    array = orient(array, contract)
     h, w = array.shape[:2]
+    depth = array.dtype == np.uint16
+    if contract.resize == "stretch":
+        size = (contract.width, contract.height)
+        return cv2.resize(array, size, interpolation=_interpolation(contract, (w, h), size, depth))
     scale = min(contract.width / w, contract.height / h)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    resized = cv2.resize(array, (nw, nh), interpolation=interp)
+    resized = cv2.resize(array, (nw, nh), interpolation=_interpolation(contract, (w, h), (nw, nh), depth))
     canvas = np.empty((contract.height, contract.width, *array.shape[2:]), dtype=array.dtype)
     canvas[...] = pad_value
     top, left = (contract.height - nh) // 2, (contract.width - nw) // 2
     canvas[top : top + nh, left : left + nw] = resized
     return canvas
+
+
+def fit_image(image_bgr: np.ndarray, contract: InputContract) -> np.ndarray:
+    """The contract's geometry and colour order on a uint8 image: HxWx3 uint8, before normalisation.
+
+    Letterbox borders take the mean colour, so they normalise to zero.
+    """
+    image = to_bgr(image_bgr)
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {image.dtype}")
+    if contract.colour_order == "rgb":
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    pad = np.clip(np.asarray(contract.mean[:3], dtype=np.float32) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return _resize(image, contract, pad)
 
 
 def depth_channel(depth: np.ndarray, contract: InputContract) -> np.ndarray:
@@ -67,14 +97,9 @@ def depth_channel(depth: np.ndarray, contract: InputContract) -> np.ndarray:
 def preprocess(image_bgr: np.ndarray, contract: InputContract, depth: np.ndarray | None = None) -> np.ndarray:
     """Image (HxWx3 uint8 BGR, as OpenCV decodes) and optional depth -> CxHxW float32 tensor."""
     image = to_bgr(image_bgr)
-    if image.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 image, got {image.dtype}")
-    if contract.colour_order == "rgb":
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    resized = fit_image(image, contract)
     mean = np.asarray(contract.mean, dtype=np.float32)
     std = np.asarray(contract.std, dtype=np.float32)
-    pad = np.clip(mean[:3] * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    resized = _resize(image, contract, pad)
     x = resized.astype(np.float32) * np.float32(1.0 / 255.0)
     if contract.channels == "rgbd":
         if depth is None:

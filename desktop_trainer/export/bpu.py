@@ -8,7 +8,6 @@ RGB-D model takes a feature map: calibration files are then the fully preprocess
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,17 +15,16 @@ import numpy as np
 import yaml
 
 from shared_schema import ModelCard
-from shared_schema.preprocess import preprocess
+from shared_schema.preprocess import fit_image, preprocess
 
 MARCH = "bayes-e"
 
 
-def bpu_contract(card: ModelCard):
-    """The card's input contract minus normalisation (the BPU does it) for RGB; unchanged for RGB-D."""
-    contract = card.input
-    if contract.channels == "rgbd":
-        return contract
-    return dataclasses.replace(contract, mean=(0.0, 0.0, 0.0), std=(1 / 255.0,) * 3)
+def calibration_tensor(card: ModelCard, image: np.ndarray, depth: np.ndarray | None) -> np.ndarray:
+    """One calibration input: resized RGB pixels 0..255 (the BPU normalises) or, for RGB-D, the model's tensor."""
+    if card.input.channels == "rgbd":
+        return preprocess(image, card.input, depth)[None]
+    return fit_image(image, card.input).transpose(2, 0, 1)[None].astype(np.float32)
 
 
 def hb_mapper_config(card: ModelCard, onnx_name: str, cal_dir: str = "calibration") -> dict:
@@ -82,10 +80,10 @@ def write_bpu_bundle(
     cal_dir = out_dir / "calibration"
     cal_dir.mkdir(parents=True, exist_ok=True)
     onnx_path = Path(onnx_path)
-    contract = bpu_contract(card)
+    contract = card.input
     chosen = list(images)[:count]
     for i, (image, depth) in enumerate(chosen):
-        preprocess(image, contract, depth)[None].astype(np.float32).tofile(cal_dir / f"{i:04d}.bin")
+        calibration_tensor(card, image, depth).astype(np.float32).tofile(cal_dir / f"{i:04d}.bin")
     config = hb_mapper_config(card, f"../{onnx_path.name}")
     (out_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     command = "hb_mapper makertbin --model-type onnx --config config.yaml"

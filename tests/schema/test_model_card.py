@@ -22,13 +22,14 @@ def _card(**overrides) -> ModelCard:
 
 
 contracts = st.builds(
-    lambda h, w, rgbd, resize, interp, order: InputContract(
+    lambda h, w, rgbd, resize, interp, order, orient: InputContract(
         height=h,
         width=w,
         channels="rgbd" if rgbd else "rgb",
         resize=resize,
         interpolation=interp,
         colour_order=order,
+        orient=orient,
         mean=(0.5, 0.4, 0.3, 0.0) if rgbd else (0.5, 0.4, 0.3),
         std=(0.2, 0.2, 0.2, 1.0) if rgbd else (0.2, 0.2, 0.2),
     ),
@@ -36,8 +37,9 @@ contracts = st.builds(
     st.integers(8, 512),
     st.booleans(),
     st.sampled_from(["stretch", "letterbox"]),
-    st.sampled_from(["area", "linear"]),
+    st.sampled_from(["auto", "area", "linear"]),
     st.sampled_from(["rgb", "bgr"]),
+    st.sampled_from(["none", "landscape"]),
 )
 
 
@@ -153,6 +155,38 @@ def test_preprocess_letterbox_pads_with_mean():
     x = preprocess(wide, contract)
     assert abs(float(x[0, 0, 0])) < 0.05  # padding row is the mean: ~0 after normalising
     assert float(x[0, 5, 5]) == pytest.approx(2.0)  # image row: (1 - 0.5) / 0.25
+
+
+def test_landscape_orient_turns_portrait_images_and_their_depth_clockwise():
+    contract = InputContract(8, 16, channels="rgbd", orient="landscape", mean=(0,) * 4, std=(1,) * 4, depth_scale=1)
+    tall = np.zeros((16, 8, 3), np.uint8)
+    tall[0, 0] = 255  # top-left pixel: after a clockwise turn it is the top-right one
+    depth = np.full((16, 8), 100, np.uint16)
+    depth[0, 0] = 90
+    x = preprocess(tall, contract, depth)
+    assert x.shape == (4, 8, 16)
+    assert float(x[0, 0, 15]) == pytest.approx(1.0) and float(x[0].sum()) == pytest.approx(1.0)
+    assert float(x[3, 0, 15]) == pytest.approx(10.0)  # the depth reading turned with the image
+    wide = np.zeros((8, 16, 3), np.uint8)
+    wide[0, 0] = 255
+    assert float(preprocess(wide, contract)[0, 0, 0]) == pytest.approx(1.0)  # landscape input is left alone
+    unturned = InputContract(8, 16, resize="letterbox", mean=(0,) * 3, std=(1,) * 3)
+    assert float(preprocess(tall, unturned)[0, :, :4].sum()) == 0.0  # no turn: letterboxed in the middle
+
+
+def test_auto_interpolation_averages_when_shrinking_and_blends_when_enlarging():
+    rng = np.random.default_rng(0)
+    stripes = np.zeros((64, 64, 3), np.uint8)
+    stripes[:, ::2] = 255  # 1-px stripes: area averaging gives flat grey, bilinear sampling does not
+    shrunk = preprocess(stripes, InputContract(16, 16, interpolation="auto", mean=(0,) * 3, std=(1,) * 3))
+    np.testing.assert_allclose(shrunk, 0.5, atol=0.01)
+    small = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
+    kinds = {
+        name: preprocess(small, InputContract(32, 32, interpolation=name, mean=(0,) * 3, std=(1,) * 3))
+        for name in ("auto", "area", "linear")
+    }
+    np.testing.assert_array_equal(kinds["auto"], kinds["linear"])
+    assert not np.array_equal(kinds["auto"], kinds["area"])  # area upscaling is blocky nearest-neighbour
 
 
 def test_preprocess_rgbd_depth_is_relative_to_plate():

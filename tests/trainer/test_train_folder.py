@@ -119,17 +119,27 @@ def test_bpu_bundle_holds_unnormalised_rgb_calibration(folder_run):
     assert config["model_parameters"]["onnx_model"] == "../model.onnx"
     inputs = config["input_parameters"]
     assert inputs["input_shape"] == "1x3x64x64" and inputs["norm_type"] == "data_mean_and_scale"
-    np.testing.assert_allclose([float(v) for v in inputs["mean_value"].split()], [123.675, 116.28, 103.53], atol=1e-3)
+    card = read_card(out / "model.onnx")
+    np.testing.assert_allclose([float(v) for v in inputs["mean_value"].split()], [255 * m for m in card.input.mean])
     np.testing.assert_allclose(
-        [float(v) for v in inputs["scale_value"].split()], [1 / (255 * s) for s in (0.229, 0.224, 0.225)], rtol=1e-4
+        [float(v) for v in inputs["scale_value"].split()], [1 / (255 * s) for s in card.input.std], rtol=1e-4
     )
     files = sorted((out / "bpu" / "calibration").glob("*.bin"))
     dm = build_datamodule(cfg)
     assert len(files) == min(cfg.export.calibration_images, len(dm.split.train))
     first = np.fromfile(files[0], dtype=np.float32).reshape(1, 3, 64, 64)
     image = cv2.imread(str(stratified(dm.split.train, cfg.export.calibration_images)[0].rgb_path), cv2.IMREAD_COLOR)
-    expected = cv2.cvtColor(cv2.resize(image, (64, 64), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-    np.testing.assert_allclose(first[0], expected.transpose(2, 0, 1).astype(np.float32), atol=1e-3)
+    # letterbox by hand: shrink with area averaging, centre, pad with the mean colour (normalises to 0)
+    h, w = image.shape[:2]
+    scale = min(64 / w, 64 / h)
+    nw, nh = round(w * scale), round(h * scale)
+    assert (nw, nh) != (64, 64), "the test images must not be square, or letterbox is not exercised"
+    small = cv2.cvtColor(cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+    mean = np.asarray(read_card(out / "model.onnx").input.mean)
+    expected = np.empty((64, 64, 3), np.float32)
+    expected[...] = np.round(mean * 255)
+    expected[(64 - nh) // 2 : (64 - nh) // 2 + nh, (64 - nw) // 2 : (64 - nw) // 2 + nw] = small
+    np.testing.assert_allclose(first[0], expected.transpose(2, 0, 1), atol=1e-3)
 
 
 def test_calibration_is_reported_and_carried_by_the_card(folder_run):
