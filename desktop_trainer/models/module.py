@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
+from desktop_trainer.models.losses import WeightedSmoothedCrossEntropy
+
 
 class Classifier(L.LightningModule):
     """Wraps a backbone; the optimiser and scheduler come from Hydra as partials."""
@@ -27,8 +29,7 @@ class Classifier(L.LightningModule):
         self.net = net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        weight = torch.tensor(class_weights, dtype=torch.float32) if class_weights else None
-        self.loss = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
+        self.loss = WeightedSmoothedCrossEntropy(class_weights, label_smoothing)
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_f1 = MulticlassF1Score(num_classes, average="macro")
 

@@ -35,7 +35,13 @@ def test_experiment_composes(name, tmp_path):
 
 def test_baseline_is_the_pretrained_lite0_recipe(tmp_path):
     cfg = make_cfg(["+experiment=baseline", f"paths.output_dir={tmp_path}"])
-    assert (cfg.model.backbone, cfg.model.pretrained, cfg.data.image_size) == ("efficientnet_lite0", True, 192)
+    assert (cfg.model.backbone, cfg.model.pretrained, cfg.data.image_size) == ("efficientnet_lite0", True, 224)
+    assert (cfg.data.resize, cfg.data.imbalance, cfg.model.label_smoothing, list(cfg.model.freeze)) == (
+        "letterbox",
+        "none",
+        0.0,
+        [],
+    )
     assert cfg.trainer.accelerator == "auto" and cfg.trainer.precision == "auto"
     assert cfg.export.int8 is True
 
