@@ -19,15 +19,18 @@ def camera_status():
 
 @bp.post("/camera/scene")
 def set_scene():
-    """``{"label"}``: choose what the synthetic camera shows next (null = random); 409 for other cameras."""
-    body = json_object({"label"}, {"label"})
-    label = body["label"]
+    """``{"label", "seed"?}``: what the synthetic camera shows next (null = random), optionally from a new
+    batch of parts (another generator seed); 409 for other cameras."""
+    body = json_object({"label", "seed"}, {"label"})
+    label, seed = body["label"], body.get("seed")
     if label is not None and not isinstance(label, str):
         raise ApiError(400, "bad_parameter", "label must be a string or null")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32):
+        raise ApiError(400, "bad_parameter", "seed must be an integer in 0 .. 2**32-1")
     try:
-        services().camera.set_scene(label)
+        services().camera.set_scene(label, seed)
     except SceneNotSupported as exc:
         raise ApiError(409, "conflict", str(exc)) from None
     except (KeyError, ValueError) as exc:
         raise ApiError(400, "unknown_label", str(exc.args[0] if exc.args else exc)) from None
-    return jsonify({"scene": label})
+    return jsonify({"scene": label, "seed": services().camera.status().get("seed")})

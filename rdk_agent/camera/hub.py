@@ -68,13 +68,13 @@ class SharedCamera(CameraSource):
             self._jpeg = (seq, buf.tobytes())
             return self._jpeg
 
-    def set_scene(self, label: str) -> None:
-        """Tell a synthetic camera what to show next; SceneNotSupported for real cameras."""
+    def set_scene(self, label: str | None, seed: int | None = None) -> None:
+        """Tell a synthetic camera what to show next (with ``seed``: a new batch of parts); else SceneNotSupported."""
         setter = getattr(self.source, "set_scene", None)
         if setter is None:
             raise SceneNotSupported(f"the {self.status().get('kind', 'current')} camera has no scene to set")
         with self._lock:
-            setter(label)
+            setter(label, seed)
             self._frame = None
 
     def status(self) -> dict:

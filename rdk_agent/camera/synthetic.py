@@ -293,12 +293,21 @@ class SyntheticCamera(CameraSource):
         """The label shown next, or None for a random label per frame."""
         return self._scene
 
-    def set_scene(self, label: str | None) -> None:
-        """Choose what the camera shows next; ValueError for an unknown label."""
+    def set_scene(self, label: str | None, seed: int | None = None) -> None:
+        """Choose what the camera shows next; ValueError for an unknown label.
+
+        A ``seed`` other than the current one starts a new batch of parts: frames from a generator with
+        that seed (the demo's fresh evaluation frames come from a seed its training frames never used).
+        """
         if label is not None and label not in LABELS:
             raise ValueError(f"unknown scene {label!r}; expected one of {', '.join(LABELS)} or null for random")
+        fresh = None
+        if seed is not None and seed != self._gen.seed:
+            fresh = SyntheticWeldGenerator(seed=seed, width=self._gen.width, height=self._gen.height)
         with self._lock:
             self._scene = label
+            if fresh is not None:
+                self._gen = fresh
 
     def read(self) -> Frame:
         """Render the next frame of the current scene."""
