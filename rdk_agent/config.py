@@ -45,9 +45,10 @@ class AgentConfig:
     rubric: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.data_dir = Path(self.data_dir)
-        self.labels = Path(self.labels) if self.labels else None
-        self.models_dir = Path(self.models_dir) if self.models_dir else self.data_dir / "models"
+        # Absolute once, here: Flask resolves a relative file path against the package folder, not the cwd.
+        self.data_dir = Path(self.data_dir).expanduser().resolve()
+        self.labels = Path(self.labels).expanduser().resolve() if self.labels else None
+        self.models_dir = Path(self.models_dir).expanduser().resolve() if self.models_dir else self.data_dir / "models"
         self.validate()
 
     def validate(self) -> None:

@@ -35,6 +35,7 @@ class AgentProcess:
         config: dict | None = None,
         args: list[str] | tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.models_dir = Path(models_dir)
@@ -43,6 +44,7 @@ class AgentProcess:
         self.config = config
         self.args = list(args)
         self.env = env or {}
+        self.cwd = cwd or REPO_ROOT  # relative data/models dirs resolve against it
         self.port = 0
         self.proc: subprocess.Popen | None = None
         self.output: list[str] = []
@@ -76,7 +78,7 @@ class AgentProcess:
             str(self.port),
         ]
         if self.config is not None:
-            path = self.data_dir.parent / f"{self.data_dir.name}-config.json"
+            path = self.cwd / self.data_dir.parent / f"{self.data_dir.name}-config.json"
             path.write_text(json.dumps(self.config))
             cmd += ["--config", str(path)]
         return cmd + self.args
@@ -88,7 +90,7 @@ class AgentProcess:
         env.update(self.env)
         self.output = []
         self.proc = subprocess.Popen(
-            self.command(), cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            self.command(), cwd=self.cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
         listening = threading.Event()
         self._reader = threading.Thread(target=self._read_output, args=(self.proc, listening), daemon=True)
