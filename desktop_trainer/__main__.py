@@ -15,8 +15,10 @@ from desktop_trainer.models.backbones import BackboneError
 @hydra.main(version_base="1.3", config_path="configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Train, export and report; returns the test macro-F1 (for sweeps)."""
+    from desktop_trainer.runtime import keep_freed_memory
     from desktop_trainer.train import run
 
+    keep_freed_memory()
     try:
         metrics = run(cfg)
     except (DataError, BackboneError, ParityError) as exc:
