@@ -9,6 +9,8 @@ AGENT_DATA ?= var/agent
 RDK_PORT ?= 22
 RDK_DIR ?= /opt/rdk_agent
 DATA ?= ../shared/datasets/magnetic_tile
+# extra trainer overrides for `make train`; the magnetic-tile folder keeps its masks as PNG beside the photos
+TRAIN_ARGS ?= 'data.glob=*.jpg'
 PYTEST_ARGS ?=
 
 .PHONY: help setup test test-reliability-full lint format agent train demo demo-stop bench bench-quick bench-accuracy bench-export bench-rules deploy-rdk deploy-model clean
@@ -42,8 +44,8 @@ format: $(STAMP) ## ruff: apply fixes and formatting
 agent: $(STAMP) ## Run the agent locally on the synthetic camera (page + API on AGENT_PORT)
 	$(PY) -m rdk_agent --data-dir $(AGENT_DATA)/data --models-dir $(AGENT_DATA)/models --camera synthetic --host 127.0.0.1 --port $(AGENT_PORT)
 
-train: $(STAMP) ## Train the baseline on DATA (agent URL, archive or class folders)
-	$(PY) -m desktop_trainer +experiment=baseline data.source=$(DATA)
+train: $(STAMP) ## Train the baseline on DATA (agent URL, archive or class folders) with TRAIN_ARGS
+	$(PY) -m desktop_trainer +experiment=baseline data.source=$(DATA) $(TRAIN_ARGS)
 
 clean: ## Remove run outputs (keeps .venv)
 	rm -rf outputs multirun var demo bench/out .pytest_cache
