@@ -173,31 +173,39 @@ def deploy(agent: Agent, model: Path) -> None:
         sys.exit(f"deploy-model failed with status {code}")
 
 
-def compare(agent: Agent, per_label: int) -> dict:
-    """Inspect fresh frames of every label; accuracy of the model and of the rules on the same frames."""
-    hits: Counter = Counter()
+def compare(agent: Agent, per_label: int, seed: int) -> dict:
+    """Inspect fresh frames (parts from generator ``seed``) of every label: model and rules on the same frames."""
+    hits: dict[str, Counter] = {engine: Counter() for engine in ("onnx", "rules", "served")}
     engines: Counter = Counter()
+    reviewed = model_ran = 0
     total = per_label * len(LABELS)
     done = 0
     for label in LABELS:
+        agent.call("POST", "camera/scene", json={"label": label, "seed": seed})
         for _ in range(per_label):
-            agent.show(label)
             result = agent.call("POST", "inspect", json={})
             engines[result["engine"]] += 1
-            hits["onnx"] += int((result.get("onnx") or {}).get("label") == label)
-            hits["rules"] += int((result.get("rules") or {}).get("label") == label)
-            hits["served"] += int(result["label"] == label)
-            hits["model_ran"] += int(result.get("onnx") is not None)
+            hits["onnx"][label] += int((result.get("onnx") or {}).get("label") == label)
+            hits["rules"][label] += int((result.get("rules") or {}).get("label") == label)
+            hits["served"][label] += int(result["label"] == label)
+            model_ran += int(result.get("onnx") is not None)
+            reviewed += int(result.get("review_capture_id") is not None)
             done += 1
             progress(done, total, "fresh frames inspected")
-    return {
-        "frames": total,
-        "onnx_accuracy": hits["onnx"] / total,
-        "rules_accuracy": hits["rules"] / total,
-        "served_accuracy": hits["served"] / total,
-        "model_ran": hits["model_ran"],
-        "engines": dict(engines),
-    }
+    summary = {f"{engine}_accuracy": sum(c.values()) / total for engine, c in hits.items()}
+    summary["per_class"] = {label: {engine: hits[engine][label] / per_label for engine in hits} for label in LABELS}
+    summary.update(frames=total, seed=seed, model_ran=model_ran, reviewed=reviewed, engines=dict(engines))
+    return summary
+
+
+def print_comparison(summary: dict) -> None:
+    """Per-class accuracy of the model and of the rules on the same fresh frames."""
+    print(f"\n  {'label':<10} {'model':>7} {'rules':>7}   (fresh frames, generator seed {summary['seed']})")
+    for label, acc in summary["per_class"].items():
+        print(f"  {label:<10} {acc['onnx']:>7.0%} {acc['rules']:>7.0%}")
+    print(f"  {'all':<10} {summary['onnx_accuracy']:>7.1%} {summary['rules_accuracy']:>7.1%}")
+    print(f"\n  Served by: {summary['engines']}; accuracy of what was served {summary['served_accuracy']:.1%}")
+    print(f"  Sent to the review queue: {summary['reviewed']} of {summary['frames']} frames")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "8765")))
     parser.add_argument("--per-label", type=int, default=60, help="captures per label")
     parser.add_argument("--eval-per-label", type=int, default=20, help="fresh frames per label for the comparison")
+    parser.add_argument("--eval-seed", type=int, default=1000, help="generator seed of the fresh frames")
     parser.add_argument("--experiment", default="demo")
     parser.add_argument("--stop", action="store_true", help="stop the agent at the end instead of leaving it up")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for the trainer")
@@ -236,12 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     step(6, f"Inspecting {args.eval_per_label} fresh frames per label: model vs rules on the same frames")
     agent.show("spatter")
     print("  " + describe(agent.call("POST", "inspect", json={})))
-    summary = compare(agent, args.eval_per_label)
+    summary = compare(agent, args.eval_per_label, args.eval_seed)
     summary["wall_s"] = round(time.monotonic() - started, 1)
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(f"\n  ML (onnx) accuracy on fresh frames: {summary['onnx_accuracy']:.1%}")
-    print(f"  Rule-based accuracy on the same:    {summary['rules_accuracy']:.1%}")
-    print(f"  Served by: {summary['engines']}   (whole demo {summary['wall_s']:.0f} s)")
+    print_comparison(summary)
+    print(f"  Whole demo: {summary['wall_s']:.0f} s")
     print(f"\n  Report:        {workdir / 'train' / 'report'}")
     print(f"  Summary:       {workdir / 'summary.json'}")
     if args.stop:

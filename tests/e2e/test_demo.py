@@ -56,6 +56,11 @@ def test_demo_runs_the_whole_loop(tmp_path):
     assert summary["model_ran"] == 15  # the ONNX model ran on every fresh frame
     assert sum(summary["engines"].values()) == 15
     assert 0.0 <= summary["onnx_accuracy"] <= 1.0 and 0.0 <= summary["rules_accuracy"] <= 1.0
+    # The fresh frames are parts of another generator seed than the training frames (the agent's camera seed 0).
+    assert summary["seed"] == 1000
+    for label, acc in summary["per_class"].items():
+        assert f"{label:<10} {acc['onnx']:>7.0%} {acc['rules']:>7.0%}" in out  # the per-class table is printed
+    assert 0 <= summary["reviewed"] <= 15 and f"{summary['reviewed']} of 15 frames" in out
     # The trainer used every capture the demo collected through the agent (10 per label).
     splits = json.loads((tmp_path / "train" / "metrics.json").read_text())["split_sizes"]
     assert sum(splits[part]["total"] for part in ("train", "val", "test")) == 50

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 from hydra.utils import instantiate
 
 from desktop_trainer.data.dataset import build_augment
@@ -56,3 +59,14 @@ def test_smoke_is_small_and_cpu(tmp_path):
 def test_model_group_override(model, tmp_path):
     cfg = make_cfg([f"model={model}", f"paths.output_dir={tmp_path}"])
     assert cfg.model.backbone == model
+
+
+@pytest.mark.parametrize("sweep", sorted((Path(__file__).parents[2] / "bench" / "sweeps").glob("*.yaml")), ids=str)
+def test_every_recipe_sweep_variant_composes(sweep, tmp_path):
+    variants = yaml.safe_load(sweep.read_text())
+    assert variants
+    for name, overrides in variants.items():
+        cfg = make_cfg(["+experiment=baseline", f"paths.output_dir={tmp_path}", *overrides])
+        assert build_augment(cfg.data.augment) is not None, name
+    affine = make_cfg(["+experiment=baseline", f"paths.output_dir={tmp_path}", *variants["with_affine"]])
+    assert [a["_target_"].rsplit(".", 1)[1] for a in affine.data.augment][3] == "Affine"
