@@ -32,7 +32,11 @@ def step(number: int, text: str) -> None:
 
 
 def progress(done: int, total: int, what: str) -> None:
-    """A one-line progress bar."""
+    """A one-line progress bar on a terminal; in a log, a line at every quarter."""
+    if not sys.stdout.isatty():
+        if done == total or done * 4 // total != (done - 1) * 4 // total:
+            print(f"  {done}/{total} {what}", flush=True)
+        return
     width = 30
     filled = int(width * done / max(total, 1))
     end = "\n" if done >= total else ""
@@ -213,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--workdir", type=Path, default=REPO / "var" / "demo")
     parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "8765")))
-    parser.add_argument("--per-label", type=int, default=60, help="captures per label")
+    parser.add_argument("--per-label", type=int, default=80, help="captures per label")
     parser.add_argument("--eval-per-label", type=int, default=20, help="fresh frames per label for the comparison")
     parser.add_argument("--eval-seed", type=int, default=1000, help="generator seed of the fresh frames")
     parser.add_argument("--experiment", default="demo")
