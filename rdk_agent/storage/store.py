@@ -45,6 +45,9 @@ from shared_schema import FileRef, LabelSchema
 from shared_schema.manifest import SAMPLE_ID_RE
 
 MiB = 1024 * 1024
+# Room the index needs for one more row: SQLite WAL frames of the pages an insert touches. Checked with the
+# files, so that a nearly full disk refuses a capture up front instead of failing its commit half-way.
+INDEX_HEADROOM = 256 * 1024
 
 
 class StoreLocked(RuntimeError):
@@ -130,7 +133,7 @@ class CaptureStore:
         blobs = {"rgb.png": encode_png(rgb)}
         if depth is not None:
             blobs["depth.png"] = encode_png(depth.astype(np.uint16, copy=False))
-        self._check_space(sum(len(b) for b in blobs.values()))
+        self._check_space(sum(len(b) for b in blobs.values()) + INDEX_HEADROOM)
         refs = {name: FileRef(f"samples/{sample_id}/{name}", _sha256(data), len(data)) for name, data in blobs.items()}
         rec = CaptureRecord(
             id=sample_id,
@@ -157,7 +160,12 @@ class CaptureStore:
             remove_tree(stage)
             remove_tree(final)
             if _disk_full(exc):
-                raise InsufficientStorage(errno.ENOSPC, f"disk full while storing the capture: {exc}") from None
+                free = shutil.disk_usage(self.data_dir).free
+                raise InsufficientStorage(
+                    errno.ENOSPC,
+                    f"disk full while storing the capture ({exc}): {free / MiB:.1f} MiB free; "
+                    "export and delete captures or free disk space",
+                ) from None
             raise
         return rec
 
