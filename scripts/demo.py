@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -56,6 +57,8 @@ class Agent:
     def start(self) -> None:
         """Start the agent detached (it outlives this script) and wait for /healthz."""
         stop_previous(self.pid_file)
+        for sub in ("data", "models"):  # each demo collects and trains from scratch: no frames of an earlier run
+            shutil.rmtree(self.board / sub, ignore_errors=True)
         for sub in ("data", "models", "etc"):
             (self.board / sub).mkdir(parents=True, exist_ok=True)
         # The same settings file deploy-rdk writes on a board; deploy-model reads the port and token from it.
@@ -217,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--workdir", type=Path, default=REPO / "var" / "demo")
     parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "8765")))
-    parser.add_argument("--per-label", type=int, default=80, help="captures per label")
+    parser.add_argument("--per-label", type=int, default=160, help="captures per label")
     parser.add_argument("--eval-per-label", type=int, default=20, help="fresh frames per label for the comparison")
     parser.add_argument("--eval-seed", type=int, default=1000, help="generator seed of the fresh frames")
     parser.add_argument("--experiment", default="demo")
