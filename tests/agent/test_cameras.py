@@ -74,3 +74,14 @@ def test_opencv_source_reopens_after_the_stream_ends_and_reports_a_missing_devic
     camera = requests.get(missing.api("camera"), headers=missing.auth, timeout=10).json()
     assert camera["connected"] is False and "cannot open" in camera["last_error"]
     assert requests.get(f"{missing.url}/healthz", timeout=10).ok
+
+
+def test_scene_seed_over_http(agent_process):
+    agent = agent_process()
+    r = requests.post(agent.api("camera/scene"), json={"label": "gap", "seed": 1000}, headers=agent.auth, timeout=10)
+    assert r.status_code == 200 and r.json() == {"scene": "gap", "seed": 1000}
+    assert requests.get(agent.api("camera"), headers=agent.auth, timeout=10).json()["seed"] == 1000
+    for bad in (-1, 2**32, "7", True, 1.5):
+        r = requests.post(agent.api("camera/scene"), json={"label": "gap", "seed": bad}, headers=agent.auth, timeout=10)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "bad_parameter", bad
+    assert requests.get(agent.api("camera"), headers=agent.auth, timeout=10).json()["seed"] == 1000

@@ -201,3 +201,16 @@ def test_camera_is_deterministic_and_safe_across_threads():
     for th in threads:
         th.join()
     assert sorted(indexes) == list(range(20))
+
+
+def test_a_new_seed_starts_a_new_batch_of_parts():
+    cam = SyntheticCamera(seed=0, width=160, height=120, scene="porosity")
+    first = cam.read()
+    cam.set_scene("porosity", seed=1000)
+    fresh = cam.read()
+    expected = SyntheticWeldGenerator(seed=1000, width=160, height=120).generate("porosity")
+    assert cam.status()["seed"] == 1000 and fresh.meta["seed"] == 1000
+    np.testing.assert_array_equal(fresh.rgb, expected.rgb)  # frame 0 of the seed-1000 generator
+    assert not np.array_equal(fresh.rgb, first.rgb)
+    cam.set_scene("gap", seed=1000)  # the same seed keeps the batch going
+    assert cam.read().meta["index"] == 1
