@@ -27,9 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from rdk_agent.camera.synthetic import LABELS, SyntheticWeldGenerator  # noqa: E402
+from rdk_agent.launcher import AgentProcess  # noqa: E402
 from rdk_agent.storage import CaptureStore  # noqa: E402
 from shared_schema import DatasetManifest, default_weld_schema  # noqa: E402
-from tests.helpers.agent_process import AgentProcess  # noqa: E402
 
 MiB = 1024 * 1024
 

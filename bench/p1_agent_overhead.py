@@ -29,8 +29,8 @@ from bench.common import emit, figure, interleave, log, median_ms, parser
 from bench.models import default_weld_model
 from rdk_agent.camera.synthetic import SyntheticWeldGenerator
 from rdk_agent.inspection.onnx_model import read_card, session_options
+from rdk_agent.launcher import AgentProcess
 from shared_schema.preprocess import preprocess
-from tests.helpers.agent_process import AgentProcess
 
 AGENT_INSPECTION = {
     "intra_op_threads": 1,

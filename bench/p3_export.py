@@ -30,9 +30,9 @@ import requests
 from bench.common import emit, figure, log, parser
 from bench.export_bench import RssSampler, rss
 from rdk_agent.camera.synthetic import LABELS, SyntheticWeldGenerator
+from rdk_agent.launcher import AgentProcess
 from rdk_agent.storage import CaptureStore
 from shared_schema import DatasetManifest, default_weld_schema
-from tests.helpers.agent_process import AgentProcess
 
 MiB = 1024 * 1024
 FRAME_W, FRAME_H = 320, 240

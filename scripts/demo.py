@@ -23,6 +23,8 @@ from pathlib import Path
 
 import requests
 
+from rdk_agent.launcher import AgentProcess
+
 REPO = Path(__file__).resolve().parent.parent
 LABELS = ("good", "porosity", "spatter", "gap", "undercut")
 
@@ -65,36 +67,20 @@ class Agent:
         (self.board / "etc" / "agent.env").write_text(
             f'RDK_AGENT_HOST="127.0.0.1"\nRDK_AGENT_PORT="{self.port}"\nRDK_AGENT_TOKEN="{self.token}"\n'
         )
-        log = open(self.board / "agent.log", "ab")  # noqa: SIM115 - handed to the child process
-        cmd = [
-            sys.executable,
-            "-m",
-            "rdk_agent",
-            "--data-dir",
-            str(self.board / "data"),
-            "--models-dir",
-            str(self.board / "models"),
-            "--camera",
-            "synthetic",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-        ]
-        env = {**os.environ, "RDK_AGENT_TOKEN": self.token, "PYTHONPATH": str(REPO)}
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True)
-        self.pid_file.write_text(str(proc.pid))
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                sys.exit(f"the agent exited with status {proc.returncode}; see {self.board / 'agent.log'}")
-            try:
-                if requests.get(f"{self.url}/api/v1/healthz", timeout=1).ok:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.2)
-        sys.exit(f"the agent did not answer /healthz within 60 s; see {self.board / 'agent.log'}")
+        process = AgentProcess(
+            self.board / "data",
+            self.board / "models",
+            token=self.token,
+            cwd=REPO,
+            port=self.port,
+            log_path=self.board / "agent.log",
+            detach=True,
+        )
+        try:
+            process.start(timeout=60)
+        except RuntimeError as exc:
+            sys.exit(f"{exc}\n(log: {self.board / 'agent.log'})")
+        self.pid_file.write_text(str(process.pid))
 
     def call(self, method: str, path: str, **kwargs) -> dict:
         """One API call; exits with the agent's error message on failure."""

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.helpers.agent_process import AgentProcess
+from rdk_agent.launcher import AgentProcess
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import requests
 
-from tests.helpers.agent_process import AgentProcess
+from rdk_agent.launcher import AgentProcess
 
 MAX_UPLOAD = 2 * 1024 * 1024
 

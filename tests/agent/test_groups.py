@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import requests
 
-from tests.helpers.agent_process import AgentProcess
+from rdk_agent.launcher import AgentProcess
 
 
 @pytest.fixture(scope="module")

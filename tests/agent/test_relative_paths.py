@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from tests.helpers.agent_process import AgentProcess
+from rdk_agent.launcher import AgentProcess
 
 
 def test_relative_dirs_serve_every_file_endpoint(tmp_path):

@@ -10,7 +10,7 @@ import sys
 
 import requests
 
-from tests.helpers.agent_process import REPO_ROOT
+from rdk_agent.launcher import PACKAGE_PARENT
 
 
 def test_health_status_labels_and_token_policy(agent_process):
@@ -69,7 +69,7 @@ def test_generated_token_file_is_private_and_stable(agent_process):
 
 def _cli(*args: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RDK_AGENT_")}
-    env["PYTHONPATH"] = str(REPO_ROOT)
+    env["PYTHONPATH"] = str(PACKAGE_PARENT)
     cmd = [sys.executable, "-m", "rdk_agent", "--port", "0", *args]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 

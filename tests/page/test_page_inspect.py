@@ -7,7 +7,7 @@ import time
 import requests
 from playwright.sync_api import expect
 
-from tests.helpers.agent_process import AgentProcess
+from rdk_agent.launcher import AgentProcess
 from tests.helpers.onnx_models import write_low_confidence, write_valid
 from tests.page.conftest import open_logged_in
 

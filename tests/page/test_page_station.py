@@ -12,7 +12,7 @@ import requests
 from playwright.sync_api import expect
 
 from rdk_agent.camera.synthetic import SyntheticWeldGenerator
-from tests.helpers.agent_process import AgentProcess
+from rdk_agent.launcher import AgentProcess
 from tests.page.conftest import SCREENSHOT_DIR, open_logged_in
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from rdk_agent.app import create_app
 from rdk_agent.config import AgentConfig
-from tests.helpers.agent_process import AgentProcess
+from rdk_agent.launcher import AgentProcess
 from tests.reliability.support import Tally, write_report
 
 MAX_UPLOAD = 256 * 1024

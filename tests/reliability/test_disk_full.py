@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers.agent_process import AgentProcess
+from rdk_agent.launcher import AgentProcess
 from tests.helpers.archive import verify_archive
 from tests.reliability.support import all_captures, check_data_dir, mount_tmpfs, remount_tmpfs, umount
 

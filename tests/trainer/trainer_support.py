@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from rdk_agent.camera.synthetic import LABELS, SyntheticWeldGenerator
-from tests.helpers.agent_process import AgentProcess
+from rdk_agent.launcher import AgentProcess
 
 PER_CLASS = 8
 REPO_ROOT = Path(__file__).resolve().parents[2]
