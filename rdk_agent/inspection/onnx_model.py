@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from shared_schema import METADATA_KEY, LabelSchema, ModelCard, SchemaError
+from shared_schema import LabelSchema, ModelCard, ModelCardError, card_from_metadata
 from shared_schema.postprocess import model_probabilities
 from shared_schema.preprocess import preprocess
 
@@ -81,15 +81,11 @@ def session_options(intra_op_threads: int = DEFAULT_INTRA_OP_THREADS) -> ort.Ses
 
 
 def read_card(session: ort.InferenceSession) -> ModelCard:
-    """The model card stored in the session's metadata; ModelLoadError if absent or invalid."""
-    meta = session.get_modelmeta().custom_metadata_map
-    text = meta.get(METADATA_KEY)
-    if text is None:
-        raise ModelLoadError("load_failed", "no_card", f"the model has no '{METADATA_KEY}' metadata (model card)")
+    """The model card stored in the session's metadata; ModelLoadError (no_card, invalid_card) otherwise."""
     try:
-        return ModelCard.from_json(text)
-    except SchemaError as exc:
-        raise ModelLoadError("load_failed", "invalid_card", f"invalid model card: {exc}") from None
+        return card_from_metadata(session.get_modelmeta().custom_metadata_map, "the model")
+    except ModelCardError as exc:
+        raise ModelLoadError("load_failed", "no_card" if exc.missing else "invalid_card", str(exc)) from None
 
 
 class OnnxClassifier:
