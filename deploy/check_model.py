@@ -1,10 +1,11 @@
 """Check a model file on the desktop before it goes to a board: ``python deploy/check_model.py model.onnx``.
 
-Loads the file with ONNX Runtime, parses the model card from the metadata key
-``shared_schema.METADATA_KEY`` into a ``shared_schema.ModelCard``, checks that the graph's input and
-output agree with the card (tensor names, channels, size, number of labels), and runs one inference
-on a zero input, which must give finite outputs. On success it prints the file's sha256 on stdout
-(the summary goes to stderr); on failure it prints why and exits with status 2.
+Reads the model card with ``shared_schema.read_model_card``, then loads the file exactly as the
+agent does (``rdk_agent.inspection.onnx_model.OnnxClassifier``: the graph's input and output against
+the card, and a smoke inference that must give finite probabilities) against the label schema of
+the card's own labels, whose hash the card must carry; whether that is the board's schema is the
+agent's check. On success it prints the file's sha256 on stdout (the summary goes to stderr); on
+failure it prints why and exits with status 2.
 """
 
 from __future__ import annotations
@@ -14,10 +15,8 @@ import hashlib
 import sys
 from pathlib import Path
 
-import numpy as np
-import onnxruntime as ort
-
-from shared_schema import METADATA_KEY, ModelCard, SchemaError
+from rdk_agent.inspection.onnx_model import ModelLoadError, OnnxClassifier
+from shared_schema import ModelCard, label_schema_from_names, read_model_card
 
 
 class ModelCheckError(ValueError):
@@ -34,43 +33,23 @@ def file_sha256(path: Path) -> str:
 
 
 def check_model(path: Path) -> ModelCard:
-    """Return the model's card when the file is fit to deploy; ModelCheckError otherwise."""
+    """Return the model's card when the agent would load the file; ModelCheckError otherwise."""
     if not path.is_file():
         raise ModelCheckError(f"{path} does not exist or is not a file")
     try:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises several exception types for unreadable models
-        raise ModelCheckError(f"ONNX Runtime cannot load {path}: {exc}") from None
-    text = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-    if text is None:
+        card = read_model_card(path)
+    except ValueError as exc:  # no card, an invalid card, or a file ONNX Runtime cannot load
+        raise ModelCheckError(str(exc)) from None
+    schema = label_schema_from_names(list(card.labels))  # the hash binds the label names only
+    if card.label_schema_hash != schema.hash:
         raise ModelCheckError(
-            f"{path} has no model card (ONNX metadata key {METADATA_KEY!r}); export it with desktop_trainer"
+            f"the card's label_schema_hash {card.label_schema_hash[:12]}… is not the hash of its labels "
+            f"({schema.hash[:12]}…), so no agent can load it; re-export the model with desktop_trainer"
         )
     try:
-        card = ModelCard.from_json(text)
-    except SchemaError as exc:
-        raise ModelCheckError(f"{path}: the model card is invalid: {exc}") from None
-    inputs = {i.name: i for i in session.get_inputs()}
-    outputs = {o.name: o for o in session.get_outputs()}
-    contract = card.input
-    if contract.tensor_name not in inputs:
-        raise ModelCheckError(f"card input {contract.tensor_name!r} is not a graph input ({', '.join(inputs)})")
-    if card.output_name not in outputs:
-        raise ModelCheckError(f"card output {card.output_name!r} is not a graph output ({', '.join(outputs)})")
-    expected = [contract.num_channels, contract.height, contract.width]
-    shape = inputs[contract.tensor_name].shape
-    if len(shape) != 4 or any(isinstance(d, int) and d != e for d, e in zip(shape[1:], expected, strict=True)):
-        wanted = " x ".join(map(str, expected))
-        raise ModelCheckError(f"graph input shape {shape} disagrees with the card's N x {wanted}")
-    feed = {contract.tensor_name: np.zeros([1, *expected], dtype=np.float32)}
-    try:
-        (result,) = session.run([card.output_name], feed)
-    except Exception as exc:  # any ORT runtime failure means the board would fail the same way
-        raise ModelCheckError(f"a test inference failed: {exc}") from None
-    if result.shape != (1, len(card.labels)):
-        raise ModelCheckError(f"output shape {list(result.shape)} does not match the card's {len(card.labels)} labels")
-    if not np.all(np.isfinite(result)):
-        raise ModelCheckError("a test inference on a zero input gave non-finite outputs (NaN or inf)")
+        OnnxClassifier.from_file(path, schema)
+    except ModelLoadError as exc:
+        raise ModelCheckError(str(exc)) from None
     return card
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from shared_schema import label_schema_from_names
 from tests.deploy.loopback import REPO, LoopbackBoard, get_json, said
 from tests.helpers import onnx_models
 
@@ -53,7 +54,7 @@ def test_agent_refusal_is_reported_and_previous_model_keeps_serving(
     good = onnx_models.write_valid(tmp_path / "good.onnx", dominant="spatter")
     assert board.run("deploy_model.sh", MODEL=str(good)).returncode == 0
     # Passes every check the desktop can make, but is bound to another label schema than the board's.
-    other = onnx_models.write_wrong_schema_hash(tmp_path / "other-schema.onnx")
+    other = onnx_models.write_valid(tmp_path / "other-schema.onnx", label_schema_from_names(["ok", "crack"]))
 
     result = board.run("deploy_model.sh", MODEL=str(other), RDK_MODEL_TIMEOUT="60")
 
@@ -71,8 +72,9 @@ def test_agent_refusal_is_reported_and_previous_model_keeps_serving(
         (onnx_models.write_invalid_card, "the model card is invalid: "),
         (onnx_models.write_no_card, "has no model card (ONNX metadata key 'rdk.model_card')"),
         (onnx_models.write_truncated, "ONNX Runtime cannot load"),
-        (onnx_models.write_wrong_input_shape, "disagrees with the card's N x 3 x 32 x 32"),
-        (onnx_models.write_nan_output, "non-finite outputs"),
+        (onnx_models.write_wrong_input_shape, "input_mismatch: graph input shape ['batch', 3, 48, 48] does not match"),
+        (onnx_models.write_nan_output, "smoke_failed: smoke inference failed: model output is not finite"),
+        (onnx_models.write_wrong_schema_hash, "is not the hash of its labels"),
     ],
 )
 def test_unfit_model_is_refused_before_upload(loopback_board: LoopbackBoard, tmp_path, writer, message) -> None:
