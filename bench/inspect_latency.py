@@ -39,7 +39,7 @@ from rdk_agent.inspection.onnx_model import OnnxClassifier, session_options
 from rdk_agent.inspection.rubric import Rubric
 from rdk_agent.inspection.rules import RuleEvaluator
 from rdk_agent.inspection.settings import InspectionSettings
-from shared_schema import METADATA_KEY, LabelSchema, ModelCard, default_weld_schema, label_schema_from_names
+from shared_schema import LabelSchema, default_weld_schema, label_schema_from_names, read_model_card
 from shared_schema.preprocess import preprocess
 from tests.helpers import onnx_models as om
 from tests.helpers.agent_process import AgentProcess
@@ -57,8 +57,7 @@ def median_ms(samples: list[float]) -> float:
 
 def schema_for(model: Path) -> LabelSchema:
     """The weld schema, or a schema with the model card's labels (same hash) for a model of another station."""
-    meta = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"]).get_modelmeta().custom_metadata_map
-    card = ModelCard.from_json(meta[METADATA_KEY])
+    card = read_model_card(model)
     weld = default_weld_schema()
     return weld if card.label_schema_hash == weld.hash else label_schema_from_names(list(card.labels), name="bench")
 

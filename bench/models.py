@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from bench.common import OUT_DIR, REPO
-from shared_schema import ModelCard, default_weld_schema
+from shared_schema import ModelCard, default_weld_schema, read_model_card
 
 CONFIG_DIR = REPO / "desktop_trainer" / "configs"
 
@@ -68,11 +68,11 @@ def default_weld_model(name: str = "default") -> Path:
 
 def variant(model: Path, name: str) -> Path:
     """A copy of ``model`` whose card has another name (same network, different file sha256)."""
-    from desktop_trainer.export.onnx_export import embed_card, read_card
+    from desktop_trainer.export.onnx_export import embed_card
 
     out = model.with_name(f"{model.stem}-{name}.onnx")
     if not out.exists():
-        card = read_card(model)
+        card = read_model_card(model)
         out.write_bytes(model.read_bytes())
         embed_card(out, ModelCard.from_dict({**card.to_dict(), "name": f"{card.name}-{name}"}))
     return out
