@@ -51,15 +51,6 @@ def embed_card(path: str | Path, card: ModelCard) -> None:
     onnx.save(proto, str(path))
 
 
-def read_card(path: str | Path) -> ModelCard:
-    """The model card embedded in an ONNX file."""
-    proto = onnx.load(str(path), load_external_data=False)
-    for prop in proto.metadata_props:
-        if prop.key == METADATA_KEY:
-            return ModelCard.from_json(prop.value)
-    raise ValueError(f"{path} has no {METADATA_KEY} metadata")
-
-
 @torch.no_grad()
 def check_parity(model: nn.Module, path: str | Path, batch: np.ndarray, atol: float = 1e-4) -> dict:
     """Compare ORT and PyTorch logits on ``batch``; raise ParityError beyond ``atol`` or on any top-1 change."""

@@ -9,7 +9,8 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from desktop_trainer.export.onnx_export import embed_card, read_card
+from desktop_trainer.export.onnx_export import embed_card
+from shared_schema import read_model_card
 
 
 class _BatchReader(CalibrationDataReader):
@@ -23,7 +24,7 @@ class _BatchReader(CalibrationDataReader):
 def quantize_int8(fp32_path: str | Path, int8_path: str | Path, calibration: np.ndarray) -> Path:
     """Write ``int8_path``: QDQ, per-channel int8 weights, uint8 activations; the card says int8."""
     fp32_path, int8_path = Path(fp32_path), Path(int8_path)
-    card = read_card(fp32_path)
+    card = read_model_card(fp32_path)
     prepared = int8_path.with_suffix(".prep.onnx")
     try:
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)

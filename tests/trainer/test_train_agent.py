@@ -14,9 +14,9 @@ import yaml
 from desktop_trainer.data.agent import sync_agent
 from desktop_trainer.data.cache import ObjectCache
 from desktop_trainer.data.samples import DataError
-from desktop_trainer.export.onnx_export import read_card
 from desktop_trainer.train import run
 from rdk_agent.camera.synthetic import LABELS
+from shared_schema import read_model_card
 from tests.trainer.trainer_support import PER_CLASS, REPO_ROOT, make_cfg, smoke_overrides
 
 
@@ -79,7 +79,7 @@ def test_wrong_token_is_a_clear_error(live_agent, tmp_path):
 def test_smoke_training_from_a_live_agent(live_agent, tmp_path):
     cfg = make_cfg(smoke_overrides(tmp_path, live_agent.url, f"data.token={live_agent.token}", "export.bpu=false"))
     metrics = run(cfg)
-    card = read_card(tmp_path / "model.onnx")
+    card = read_model_card(tmp_path / "model.onnx")
     assert card.label_schema_hash == _agent_schema_hash(live_agent)
     assert list(card.labels) == list(LABELS)
     assert metrics["parity"]["images"] == metrics["split_sizes"]["val"]["total"] > 0
@@ -102,7 +102,7 @@ def test_rgbd_smoke_training_from_an_exported_archive(live_agent_archive, tmp_pa
         )
     )
     assert metrics["dataset"]["samples"] == len(LABELS) * PER_CLASS
-    card = read_card(tmp_path / "run" / "model.onnx")
+    card = read_model_card(tmp_path / "run" / "model.onnx")
     assert card.label_schema_hash == metrics["label_schema_hash"] == card.label_schema["hash"]
     assert card.input.channels == "rgbd" and len(card.input.mean) == 4
     assert metrics["parity"]["top1_mismatches"] == 0

@@ -13,11 +13,11 @@ import yaml
 
 from desktop_trainer.data.folder import load_folder
 from desktop_trainer.evaluation import ort_logits, ort_session
-from desktop_trainer.export.onnx_export import ParityError, check_parity, export_onnx, read_card
+from desktop_trainer.export.onnx_export import ParityError, check_parity, export_onnx
 from desktop_trainer.finalize import stratified
 from desktop_trainer.train import build_datamodule, build_module, run
 from rdk_agent.inspection.onnx_model import OnnxClassifier
-from shared_schema import ModelCard
+from shared_schema import ModelCard, read_model_card
 from shared_schema.postprocess import model_probabilities, softmax
 from shared_schema.preprocess import decode_image, preprocess
 from tests.trainer.trainer_support import PER_CLASS, make_cfg, smoke_overrides
@@ -70,7 +70,7 @@ def test_run_writes_every_output(folder_run):
 def test_card_round_trip_binds_the_folder_schema(folder_run, synthetic_folder):
     _, out, _ = folder_run
     schema = load_folder(synthetic_folder, glob="*.jpg").schema
-    card = read_card(out / "model.onnx")
+    card = read_model_card(out / "model.onnx")
     assert list(card.labels) == schema.names and card.label_schema_hash == schema.hash
     assert ModelCard.from_json(card.to_json()) == card
     assert (card.input.height, card.input.width, card.input.channels) == (64, 64, "rgb")
@@ -78,14 +78,14 @@ def test_card_round_trip_binds_the_folder_schema(folder_run, synthetic_folder):
     proto = onnx.load(str(out / "model.onnx"))
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
     assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
-    assert read_card(out / "model.int8.onnx").precision == "int8"
+    assert read_model_card(out / "model.int8.onnx").precision == "int8"
     assert any(n.op_type == "QuantizeLinear" for n in onnx.load(str(out / "model.int8.onnx")).graph.node)
 
 
 def test_eval_transform_is_the_shared_preprocess_and_ort_matches_torch(folder_run):
     cfg, out, metrics = folder_run
     dm = build_datamodule(cfg)
-    card = read_card(out / "model.onnx")
+    card = read_model_card(out / "model.onnx")
     val = dm.eval_dataset("val")
     batch = np.stack([val[i][0].numpy() for i in range(len(val))])
     reference = np.stack([preprocess(decode_image(s.rgb_path.read_bytes()), card.input) for s in dm.split.val])
@@ -103,7 +103,7 @@ def test_parity_failure_is_loud(folder_run, tmp_path):
     cfg, out, _ = folder_run
     dm = build_datamodule(cfg)
     net = build_module(cfg, dm).net.eval()
-    path = export_onnx(net, read_card(out / "model.onnx"), tmp_path / "m.onnx")
+    path = export_onnx(net, read_model_card(out / "model.onnx"), tmp_path / "m.onnx")
     batch = np.stack([dm.eval_dataset("val")[i][0].numpy() for i in range(3)])
     assert check_parity(net, path, batch)["max_abs_diff"] < 1e-4
     with torch.no_grad():
@@ -119,7 +119,7 @@ def test_bpu_bundle_holds_unnormalised_rgb_calibration(folder_run):
     assert config["model_parameters"]["onnx_model"] == "../model.onnx"
     inputs = config["input_parameters"]
     assert inputs["input_shape"] == "1x3x64x64" and inputs["norm_type"] == "data_mean_and_scale"
-    card = read_card(out / "model.onnx")
+    card = read_model_card(out / "model.onnx")
     np.testing.assert_allclose([float(v) for v in inputs["mean_value"].split()], [255 * m for m in card.input.mean])
     np.testing.assert_allclose(
         [float(v) for v in inputs["scale_value"].split()], [1 / (255 * s) for s in card.input.std], rtol=1e-4
@@ -135,7 +135,7 @@ def test_bpu_bundle_holds_unnormalised_rgb_calibration(folder_run):
     nw, nh = round(w * scale), round(h * scale)
     assert (nw, nh) != (64, 64), "the test images must not be square, or letterbox is not exercised"
     small = cv2.cvtColor(cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-    mean = np.asarray(read_card(out / "model.onnx").input.mean)
+    mean = np.asarray(read_model_card(out / "model.onnx").input.mean)
     expected = np.empty((64, 64, 3), np.float32)
     expected[...] = np.round(mean * 255)
     expected[(64 - nh) // 2 : (64 - nh) // 2 + nh, (64 - nw) // 2 : (64 - nw) // 2 + nw] = small
@@ -145,7 +145,7 @@ def test_bpu_bundle_holds_unnormalised_rgb_calibration(folder_run):
 def test_calibration_is_reported_and_carried_by_the_card(folder_run):
     _, out, _ = folder_run
     saved = json.loads((out / "metrics.json").read_text())
-    cal, card = saved["calibration"], read_card(out / "model.onnx")
+    cal, card = saved["calibration"], read_model_card(out / "model.onnx")
     assert card.temperature == cal["temperature"] and 0.05 <= card.temperature <= 20.0
     for split in ("val", "test"):
         for when in ("before", "after"):
@@ -159,7 +159,7 @@ def test_calibration_is_reported_and_carried_by_the_card(folder_run):
     reached = card.metrics["calibration"]["thresholds_reached"]
     assert reached == {"confidence": card.confidence_threshold is not None, "review": card.review_threshold is not None}
     assert bool(thresholds["note"]) == (not all(reached.values()))
-    assert read_card(out / "model.int8.onnx").temperature == card.temperature
+    assert read_model_card(out / "model.int8.onnx").temperature == card.temperature
     summary = (out / "report" / "summary.md").read_text()
     assert f"temperature {card.temperature:.4g}" in summary and "ECE (15 bins)" in summary
     assert "confidence_threshold" in summary and "review_threshold" in summary
@@ -168,7 +168,7 @@ def test_calibration_is_reported_and_carried_by_the_card(folder_run):
 def test_trainer_and_agent_apply_the_cards_temperature_identically(folder_run, synthetic_folder):
     cfg, out, _ = folder_run
     dm = build_datamodule(cfg)
-    card = read_card(out / "model.onnx")
+    card = read_model_card(out / "model.onnx")
     assert card.temperature != 1.0, "a fitted temperature, or this test could not tell"
     val = dm.eval_dataset("val")
     batch = np.stack([val[i][0].numpy() for i in range(len(val))])
