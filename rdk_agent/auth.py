@@ -30,6 +30,7 @@ TOKEN_ENV = "RDK_AGENT_TOKEN"
 TOKEN_FILE = "token"
 COOKIE_NAME = "rdk_session"
 PUBLIC_API_PATHS = {"/api/v1/healthz", "/api/v1/session"}
+UNAUTHORIZED_MESSAGE = "missing or wrong token: send 'Authorization: Bearer <token>' or open /?token=<token>"
 
 
 def load_or_create_token(data_dir: Path, env: dict | None = None) -> tuple[str, bool]:
@@ -69,21 +70,23 @@ def token_matches(candidate: str | None, token: str) -> bool:
     return hmac.compare_digest(candidate.encode("utf-8"), token.encode("utf-8"))
 
 
-def request_is_authorised(token: str) -> bool:
-    """True when the current request carries the token (Bearer header) or a valid session cookie."""
-    header = request.headers.get("Authorization", "")
+def credentials_valid(authorization: str | None, cookie: str | None, token: str) -> bool:
+    """True for an ``Authorization: Bearer <token>`` header, else for a ``rdk_session`` cookie of the token."""
+    header = authorization or ""
     if header[:7].lower() == "bearer ":
         return token_matches(header[7:].strip(), token)
-    cookie = request.cookies.get(COOKIE_NAME)
     return token_matches(cookie, session_value(token))
+
+
+def request_is_authorised(token: str) -> bool:
+    """True when the current request carries the token (Bearer header) or a valid session cookie."""
+    return credentials_valid(request.headers.get("Authorization"), request.cookies.get(COOKIE_NAME), token)
 
 
 def require_token() -> None:
     """Raise 401 unless the current request is authorised; for blueprints outside ``/api/v1``."""
     if not request_is_authorised(current_app.config["RDK_TOKEN"]):
-        raise ApiError(
-            401, "unauthorized", "missing or wrong token: send 'Authorization: Bearer <token>' or open /?token=<token>"
-        )
+        raise ApiError(401, "unauthorized", UNAUTHORIZED_MESSAGE)
 
 
 def set_session_cookie(response, token: str):

@@ -33,6 +33,8 @@ class AgentConfig:
     models_dir: Path | None = None  # None = <data_dir>/models
     seed: int = 0  # synthetic camera seed
     max_upload_bytes: int = 32 * MiB  # bigger request bodies get 413
+    max_buffered_bytes: int = 128 * MiB  # request bodies being received at once, all connections; more get 503
+    max_meta_bytes: int = 64 * 1024  # a capture's ``meta`` as JSON text
     max_image_pixels: int = 40_000_000  # decompression-bomb guard for uploads
     free_space_reserve_bytes: int = 256 * MiB  # captures that would go below this get 507
     target_per_class: int = 100
@@ -55,9 +57,22 @@ class AgentConfig:
         """Range-check numeric settings."""
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port {self.port} is out of range 0-65535")
-        for name in ("max_upload_bytes", "max_image_pixels", "target_per_class", "threads", "connection_limit"):
+        positive = (
+            "max_upload_bytes",
+            "max_meta_bytes",
+            "max_image_pixels",
+            "target_per_class",
+            "threads",
+            "connection_limit",
+        )
+        for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.max_buffered_bytes < self.max_upload_bytes:
+            raise ConfigError(
+                f"max_buffered_bytes ({self.max_buffered_bytes}) must be at least max_upload_bytes "
+                f"({self.max_upload_bytes}), or no upload of the largest size could be received"
+            )
         if self.free_space_reserve_bytes < 0:
             raise ConfigError("free_space_reserve_bytes must not be negative")
         if not 0 < self.stream_fps <= 60:

@@ -8,11 +8,11 @@ camera, a single loaded model and a single SQLite index within the board's 4 GB,
 workers would each hold a copy of the model and fight over the camera.
 
 Limits: ``threads`` workers (16 by default; at most ``max_streams`` of them can be held by preview
-viewers), ``connection_limit`` sockets, bodies above 4x ``max_upload_bytes`` refused by waitress
-before buffering (a client that claims 10 GB is refused on its headers; bodies between 1x and 4x are
-read and get the app's 413, which a client still sending its body receives more reliably), and at
-most 8 MiB of unsent output buffered per connection, which keeps a streaming export's memory flat on
-a slow client. waitress's own refusals (413, malformed requests) are JSON errors like the app's.
+viewers), ``connection_limit`` sockets, request bodies judged from their headers before any of
+them is read (:mod:`rdk_agent.body_guard`: over ``max_upload_bytes`` 413, a body without the token
+401, more than ``max_buffered_bytes`` being received at once 503), and at most 8 MiB of unsent
+output buffered per connection, which keeps a streaming export's memory flat on a slow client.
+waitress's own refusals (413, malformed requests) are JSON errors like the app's.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ from collections.abc import Callable
 
 from flask import Flask
 from waitress import create_server
-from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer
 from waitress.task import ErrorTask
 
+from rdk_agent.body_guard import BodyGuard, GuardedChannel, Refusal
 from rdk_agent.config import AgentConfig
 from rdk_agent.errors import status_code_name
 
@@ -56,12 +56,15 @@ def tune_malloc() -> None:
 
 
 class JsonErrorTask(ErrorTask):
-    """waitress's own refusals (body over the limit, malformed request line or headers) as ``{"error": ...}``."""
+    """Refusals from the headers (the body guard's; waitress's: over the limit, malformed) as ``{"error": ...}``."""
 
     def execute(self) -> None:
         """Write the JSON error and close the connection (the rest of the request is not read)."""
         error = self.request.error
-        if error.code == 413:
+        if isinstance(error, Refusal):
+            message = error.body
+            self.response_headers.extend(error.headers)
+        elif error.code == 413:
             limit = self.channel.server.upload_limit
             message = f"request body exceeds the configured limit of {limit} bytes (max_upload_bytes)"
         else:
@@ -74,8 +77,8 @@ class JsonErrorTask(ErrorTask):
         self.write(body)
 
 
-class JsonErrorChannel(HTTPChannel):
-    """An HTTP channel whose server-level errors are JSON."""
+class JsonErrorChannel(GuardedChannel):
+    """An HTTP channel with the body guard, whose server-level errors are JSON."""
 
     error_task_class = JsonErrorTask
 
@@ -88,15 +91,17 @@ def serve(app: Flask, config: AgentConfig, on_ready: Callable[[str, int], None] 
         port=config.port,
         threads=config.threads,
         connection_limit=config.connection_limit,
-        max_request_body_size=4 * config.max_upload_bytes,
+        max_request_body_size=config.max_upload_bytes + 1,  # waitress refuses a length >= this one
         outbuf_high_watermark=8 * 1024 * 1024,
         channel_timeout=120,
         asyncore_use_poll=True,
         ident="rdk-agent",
     )
+    guard = BodyGuard(app.config["RDK_TOKEN"], config.max_buffered_bytes)
     for listener in [server, *getattr(server, "map", {}).values()]:  # one, or several for a multi-address host
         if isinstance(listener, BaseWSGIServer):
             listener.channel_class = JsonErrorChannel
+            listener.body_guard = guard
             listener.upload_limit = config.max_upload_bytes  # for JsonErrorTask's message
     port = server.effective_port
     if on_ready is not None:
