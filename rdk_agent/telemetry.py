@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _INF_LE = 'le="+Inf"'
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+# Captures per label (None = unlabelled) and their total bytes, e.g. SampleIndex.counts
+DatasetCounts = Callable[[], tuple[Mapping[str | None, int], int]]
 
 
 def _escape_label(value: str) -> str:
@@ -191,9 +193,13 @@ class Registry:
 
 
 class Telemetry:
-    """The agent's metrics. Other services call the ``record_*`` methods or set collectors."""
+    """The agent's metrics. Other services call the ``record_*`` methods; the API reads ``model_counters()``.
 
-    def __init__(self) -> None:
+    ``dataset_counts`` feeds the dataset gauges at scrape time (they stay empty without it).
+    """
+
+    def __init__(self, dataset_counts: DatasetCounts | None = None) -> None:
+        self._dataset_counts = dataset_counts
         self.registry = Registry()
         reg = self.registry.register
         self.inspect_latency = reg(
@@ -212,9 +218,22 @@ class Telemetry:
             Counter("rdk_model_load_failures_total", "Model files refused, by reason code", ("code",))
         )
         self.model_active = reg(Gauge("rdk_model_active", "1 while an ONNX model serves, else 0"))
-        self.dataset_samples = reg(Gauge("rdk_dataset_samples", "Stored samples by label", ("label",)))
-        self.dataset_bytes = reg(Gauge("rdk_dataset_bytes", "Bytes of stored sample files"))
+        self.dataset_samples = reg(
+            Gauge("rdk_dataset_samples", "Stored samples by label", ("label",), collect=self._samples_by_label)
+        )
+        self.dataset_bytes = reg(Gauge("rdk_dataset_bytes", "Bytes of stored sample files", collect=self._bytes))
         self.model_active.set(0)
+
+    def _samples_by_label(self) -> dict[tuple[str, ...], float]:
+        if self._dataset_counts is None:
+            return {}
+        counts, _ = self._dataset_counts()
+        return {(label if label is not None else "unlabelled",): float(n) for label, n in counts.items()}
+
+    def _bytes(self) -> dict[tuple[str, ...], float]:
+        if self._dataset_counts is None:
+            return {}
+        return {(): float(self._dataset_counts()[1])}
 
     def record_inspection(self, engine: str, label: str | None, reason: str | None, seconds: float) -> None:
         """Count one inspection result."""
@@ -226,6 +245,19 @@ class Telemetry:
     def record_capture(self, label: str | None) -> None:
         """Count one stored capture (``None`` = unlabelled)."""
         self.captures.inc(label=label or "unlabelled")
+
+    def model_counters(self) -> dict:
+        """Inspections per engine, fallbacks per reason, model loads and refusals, frames queued for review."""
+        engines: dict[str, int] = {"onnx": 0, "rules": 0}
+        for (engine, _label), n in self.inspections.samples().items():
+            engines[engine] = engines.get(engine, 0) + int(n)
+        return {
+            "engine": engines,
+            "fallback_reason": {reason: int(n) for (reason,), n in sorted(self.fallbacks.samples().items())},
+            "reloads": int(self.model_reloads.value()),
+            "load_failures": {code: int(n) for (code,), n in sorted(self.model_failures.samples().items())},
+            "review_queued": int(self.review_queued.value()),
+        }
 
     def render(self) -> str:
         """Prometheus text of every metric."""

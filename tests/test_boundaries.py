@@ -33,7 +33,7 @@ def _board_sources() -> list[Path]:
 
 def test_board_packages_never_import_training_packages():
     code = (
-        "import sys, rdk_agent.__main__, rdk_agent.app, rdk_agent.inspection.wiring, shared_schema.preprocess;"
+        "import sys, rdk_agent.__main__, rdk_agent.app, rdk_agent.launcher, shared_schema.preprocess;"
         f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {TRAINING_PACKAGES!r});"
         "print(','.join(bad))"
     )

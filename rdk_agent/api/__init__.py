@@ -1,4 +1,8 @@
-"""HTTP API blueprints under /api/v1 and the helpers they share."""
+"""HTTP API under /api/v1: the blueprints' shared helpers and the services' errors as JSON answers.
+
+Blueprints (registered by ``rdk_agent.app.create_app``): system (healthz, status, labels, session),
+captures (and current-group), dataset, stream, camera, inspect, model, and metrics (``/metrics``).
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,16 @@ from werkzeug.datastructures import FileStorage
 
 from rdk_agent.camera.base import CameraError
 from rdk_agent.errors import ApiError, error_response
+from rdk_agent.services import EXTENSION_KEY, AgentServices
 from rdk_agent.storage import CaptureNotFound, InsufficientStorage, InvalidGroup, UnknownLabel
 from rdk_agent.storage.images import ImageRejected, decode_depth_upload, decode_rgb_upload
 
 API_PREFIX = "/api/v1"
 
 
-def services():
-    """The app's AgentServices."""
-    return current_app.extensions["rdk"]
+def services() -> AgentServices:
+    """The services of the app handling the current request."""
+    return current_app.extensions[EXTENSION_KEY]
 
 
 def json_object(allowed: set[str], required: set[str] = frozenset()) -> dict:
@@ -90,12 +95,8 @@ def multipart_frame(
     return image, rgb, depth, (time.perf_counter() - started) * 1000.0
 
 
-def register_api(app: Flask) -> None:
-    """Register the core blueprints and map storage/camera errors to JSON answers."""
-    from rdk_agent.api import camera, captures, dataset, stream, system
-
-    for module in (system, captures, dataset, stream, camera):
-        app.register_blueprint(module.bp)
+def register_service_errors(app: Flask) -> None:
+    """Map the services' exceptions (storage, camera) to JSON error answers."""
 
     @app.errorhandler(CaptureNotFound)
     def _not_found(exc: CaptureNotFound):

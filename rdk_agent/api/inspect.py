@@ -26,15 +26,14 @@ def inspect():
         rgb, depth, decode_ms, source = frame.rgb, frame.depth, 0.0, "camera"
     result = svc.inspector.inspect(rgb, depth, decode_ms=decode_ms)
     result["source"] = source
-    review = getattr(svc, "review", None)
-    result["review_capture_id"] = review.offer(result, rgb, depth, source) if review is not None else None
+    result["review_capture_id"] = svc.review.offer(result, rgb, depth, source)
     return jsonify(result)
 
 
 @bp.get("/inspect/latest")
 def latest():
     """The continuous inspection loop's latest result; 404 when the loop is off or has no result yet."""
-    loop = getattr(services(), "live_inspection", None)
+    loop = services().live_inspection
     if loop is None:
         raise ApiError(404, "not_found", "continuous inspection is off (set inspection.loop to true)")
     if loop.latest is None:

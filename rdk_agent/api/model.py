@@ -7,43 +7,13 @@ from flask import Blueprint, jsonify
 from rdk_agent.api import API_PREFIX, services
 from rdk_agent.errors import ApiError
 from rdk_agent.inspection.model_manager import RollbackError
-from rdk_agent.inspection.thresholds import resolve_thresholds
+from rdk_agent.services import AgentServices
 
 bp = Blueprint("model", __name__, url_prefix=API_PREFIX)
 
 
-def _status(svc) -> dict:
-    status = svc.models.status()
-    telemetry = svc.telemetry
-    engines: dict[str, int] = {"onnx": 0, "rules": 0}
-    for (engine, _label), n in telemetry.inspections.samples().items():
-        engines[engine] = engines.get(engine, 0) + int(n)
-    status["counters"] = {
-        "engine": engines,
-        "fallback_reason": {reason: int(n) for (reason,), n in sorted(telemetry.fallbacks.samples().items())},
-        "reloads": int(telemetry.model_reloads.value()),
-        "load_failures": {code: int(n) for (code,), n in sorted(telemetry.model_failures.samples().items())},
-        "review_queued": int(telemetry.review_queued.value()),
-    }
-    settings = svc.inspector.settings
-    active = svc.models.active
-    card = active.classifier.card if active is not None else None
-    thresholds = resolve_thresholds(settings, card)
-    status["settings"].update(
-        confidence_threshold=thresholds.confidence,
-        review_threshold=thresholds.review,
-        timeout_ms=settings.timeout_ms,
-        rules=settings.rules,
-    )
-    status["thresholds"] = {
-        **thresholds.to_dict(),
-        "station": {"confidence": settings.confidence_threshold, "review": settings.review_threshold},
-        "card": {
-            "confidence": card.confidence_threshold if card is not None else None,
-            "review": card.review_threshold if card is not None else None,
-        },
-    }
-    return status
+def _status(svc: AgentServices) -> dict:
+    return {**svc.models.status(), "counters": svc.telemetry.model_counters()}
 
 
 @bp.get("/model")

@@ -23,23 +23,23 @@ def healthz():
 
 @bp.get(f"{API_PREFIX}/status")
 def status():
-    """Agent, camera, storage and every registered provider's status (model, inspector, ...)."""
+    """Agent, labels, camera, storage, dataset and model status."""
     svc = services()
-    out = {
-        "agent": {
-            "version": rdk_agent.__version__,
-            "started_at": svc.started_at_iso,
-            "uptime_s": round(time.time() - svc.started_at, 1),
-            "camera_spec": svc.config.camera,
-        },
-        "labels": {"name": svc.schema.name, "hash": svc.schema.hash, "names": svc.schema.names},
-        "camera": svc.camera.status(),
-        "storage": svc.store.storage_status(),
-        "dataset": svc.store.stats(svc.config.target_per_class),
-    }
-    for name, provider in svc.status_providers.items():
-        out[name] = provider()
-    return jsonify(out)
+    return jsonify(
+        {
+            "agent": {
+                "version": rdk_agent.__version__,
+                "started_at": svc.started_at_iso,
+                "uptime_s": round(time.time() - svc.started_at, 1),
+                "camera_spec": svc.config.camera,
+            },
+            "labels": {"name": svc.schema.name, "hash": svc.schema.hash, "names": svc.schema.names},
+            "camera": svc.camera.status(),
+            "storage": svc.store.storage_status(),
+            "dataset": svc.store.stats(svc.config.target_per_class),
+            "model": {**svc.models.summary(), "live_inspection": svc.live_inspection is not None},
+        }
+    )
 
 
 @bp.get(f"{API_PREFIX}/labels")

@@ -19,6 +19,7 @@ from rdk_agent.inspection.deadline import ModelHealth
 from rdk_agent.inspection.model_history import ModelHistory, atomic_write
 from rdk_agent.inspection.onnx_model import ModelLoadError, OnnxClassifier
 from rdk_agent.inspection.settings import InspectionSettings
+from rdk_agent.inspection.thresholds import resolve_thresholds
 from rdk_agent.telemetry import Telemetry
 from shared_schema import LabelSchema
 
@@ -241,9 +242,17 @@ class ModelManager:
             return "serving_previous"
         return "active"
 
-    def status(self) -> dict:
-        """Everything the model API reports."""
+    def summary(self) -> dict:
+        """``{"state", "sha256"}``: the state and the serving model's sha256 (None when none serves)."""
         active = self.active
+        return {"state": self.state(), "sha256": active.classifier.sha256 if active is not None else None}
+
+    def status(self) -> dict:
+        """Everything the model API reports but the inspection counters: the serving model, the file, the kept
+        models, the settings, and the thresholds in force with their sources (station, card, default)."""
+        active = self.active
+        card = active.classifier.card if active is not None else None
+        thresholds = resolve_thresholds(self.settings, card)
         return {
             "state": self.state(),
             "active": active.to_dict() if active is not None else None,
@@ -256,14 +265,17 @@ class ModelManager:
                 "intra_op_threads": self.settings.intra_op_threads,
                 "poll_interval_s": self.settings.poll_interval_s,
                 "keep_models": self.settings.keep_models,
+                "confidence_threshold": thresholds.confidence,
+                "review_threshold": thresholds.review,
+                "timeout_ms": self.settings.timeout_ms,
+                "rules": self.settings.rules,
+            },
+            "thresholds": {
+                **thresholds.to_dict(),
+                "station": {"confidence": self.settings.confidence_threshold, "review": self.settings.review_threshold},
+                "card": {
+                    "confidence": card.confidence_threshold if card is not None else None,
+                    "review": card.review_threshold if card is not None else None,
+                },
             },
         }
-
-    def wait_for(self, sha256: str, timeout_s: float = 10.0) -> bool:
-        """Block until ``sha256`` serves (True) or ``timeout_s`` passes; for scripts and tests."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.active is not None and self.active.classifier.sha256 == sha256:
-                return True
-            time.sleep(0.05)
-        return False

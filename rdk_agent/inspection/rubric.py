@@ -1,11 +1,9 @@
-"""The station's rubric: what the rule-based evaluator measures against, loadable per station from JSON."""
+"""The station's rubric: what the rule-based evaluator measures against (the agent config's ``rubric``)."""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 
 
 class RubricError(ValueError):
@@ -89,18 +87,6 @@ class Rubric:
                 raise RubricError(key, f"expected a number, got {value!r}")
             kwargs[key] = value
         return cls(**kwargs)
-
-    @classmethod
-    def from_json(cls, path: str | Path) -> Rubric:
-        """Load a station's rubric from a JSON file (keys as in :meth:`from_dict`)."""
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise RubricError("", f"cannot read {path}: {exc.strerror}") from None
-        except json.JSONDecodeError as exc:
-            raise RubricError("", f"{path} is not valid JSON: {exc}") from None
-        return cls.from_dict(data)
 
     def to_dict(self) -> dict:
         """The JSON form (tuples as lists)."""

@@ -55,11 +55,11 @@ def test_no_model_then_deploy_then_replace(manager, tmp_path):
     assert m.active is None and m.state() == "no_model" and m.unavailable_reason() == "no_model"
     first = om.write_valid(m.model_path, dominant="good")
     first_sha = sha(first)
-    assert m.wait_for(first_sha)
+    wait_until(lambda: m.summary()["sha256"] == first_sha)
     assert m.state() == "active" and m.status()["active"]["sha256"] == first_sha
     old = m.active
     second_sha = sha(om.write_valid(m.model_path, dominant="gap"))
-    assert m.wait_for(second_sha)
+    wait_until(lambda: m.summary()["sha256"] == second_sha)
     assert m.active is not old and m.active.classifier.predict(om_frame()).label == "gap"
     assert old.classifier.predict(om_frame()).label == "good"  # a request holding the old model still finishes
     assert m.telemetry.model_reloads.value() == 2
@@ -76,7 +76,7 @@ def test_no_model_then_deploy_then_replace(manager, tmp_path):
 def test_broken_replacement_keeps_previous_serving(manager, writer, reason, code):
     m = manager()
     good_sha = sha(om.write_valid(m.model_path))
-    assert m.wait_for(good_sha)
+    wait_until(lambda: m.summary()["sha256"] == good_sha)
     bad_sha = sha(writer(m.model_path))
     wait_until(lambda: m.last_error is not None)
     assert m.active.classifier.sha256 == good_sha
@@ -104,7 +104,7 @@ def test_partial_copy_is_loaded_once_complete(manager):
         fh.flush()
         time.sleep(0.02)
         fh.write(data[100:])
-    assert m.wait_for(hashlib.sha256(data).hexdigest())
+    wait_until(lambda: m.summary()["sha256"] == hashlib.sha256(data).hexdigest())
 
 
 def test_rollback_walks_back_and_survives_restart(manager, tmp_path):
@@ -112,7 +112,7 @@ def test_rollback_walks_back_and_survives_restart(manager, tmp_path):
     shas = []
     for dominant in ("good", "porosity", "spatter"):
         shas.append(sha(om.write_valid(m.model_path, dominant=dominant)))
-        assert m.wait_for(shas[-1])
+        wait_until(lambda: m.summary()["sha256"] == shas[-1])
     assert [e["sha256"] for e in m.history.entries()] == shas
     m.rollback()
     assert m.active.classifier.sha256 == shas[1] and m.active.source == "rollback"
@@ -133,7 +133,8 @@ def test_rollback_walks_back_and_survives_restart(manager, tmp_path):
 def test_history_keeps_only_the_last_few(manager):
     m = manager()
     for margin in (3.0, 4.0, 5.0, 6.0):
-        assert m.wait_for(sha(om.write_valid(m.model_path, margin=margin)))
+        written = sha(om.write_valid(m.model_path, margin=margin))
+        wait_until(lambda: m.summary()["sha256"] == written)  # noqa: B023 - called before the next iteration
     entries = m.history.entries()
     assert len(entries) == SETTINGS.keep_models
     assert len(list(m.history.directory.glob("*.onnx"))) == SETTINGS.keep_models
@@ -142,7 +143,7 @@ def test_history_keeps_only_the_last_few(manager):
 def test_restart_with_refused_file_serves_last_good(manager):
     m = manager()
     good_sha = sha(om.write_valid(m.model_path))
-    assert m.wait_for(good_sha)
+    wait_until(lambda: m.summary()["sha256"] == good_sha)
     m.stop()
     om.write_random_bytes(m.model_path)
     restarted = manager(m.models_dir)
