@@ -13,12 +13,14 @@ DATA ?= ../shared/datasets/magnetic_tile
 TRAIN_ARGS ?= 'data.glob=*.jpg'
 PYTEST_ARGS ?=
 
-.PHONY: help setup test test-reliability-full lint format agent train demo demo-stop bench bench-quick bench-accuracy bench-export bench-rules deploy-rdk deploy-model clean
+.PHONY: help setup wheels lock test test-reliability-full lint format agent train demo demo-stop bench bench-quick bench-accuracy bench-export bench-rules deploy-rdk deploy-model clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-$(STAMP): requirements/agent.txt requirements/trainer.txt requirements/dev.txt pyproject.toml
+# The dev venv: the pinned union of both distributions' dependencies and the test tools, then the
+# checkout itself as one editable install (rdk_agent, shared_schema and desktop_trainer from the sources).
+$(STAMP): requirements/dev.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -r requirements/dev.txt
@@ -26,6 +28,19 @@ $(STAMP): requirements/agent.txt requirements/trainer.txt requirements/dev.txt p
 	@touch $@
 
 setup: $(STAMP) ## Create .venv with the agent, trainer and test dependencies
+
+wheels: $(STAMP) ## Build the two deployables into dist/: rdk_weld_agent (board) and rdk_weld_trainer (desktop)
+	$(PY) -m pip wheel -q --no-deps --wheel-dir dist packaging/agent packaging/trainer
+	@ls -l dist/rdk_weld_*.whl
+
+# uv resolves for every platform and Python >= 3.10 at once (the board: aarch64, 3.10). LOCK_ARGS=--upgrade
+# (or --upgrade-package NAME) moves pins; without it the pins already in the files are kept.
+LOCK_ARGS ?=
+UV_COMPILE = $(VENV)/bin/uv pip compile -q --universal --python-version 3.10 --custom-compile-command 'make lock' $(LOCK_ARGS)
+lock: $(STAMP) ## Regenerate requirements/*.txt (pinned) from packaging/*/pyproject.toml and requirements/dev.in
+	$(UV_COMPILE) packaging/agent/pyproject.toml packaging/trainer/pyproject.toml requirements/dev.in -o requirements/dev.txt
+	$(UV_COMPILE) -c requirements/dev.txt packaging/agent/pyproject.toml -o requirements/agent.txt
+	$(UV_COMPILE) -c requirements/dev.txt packaging/trainer/pyproject.toml -o requirements/trainer.txt
 
 test: $(STAMP) ## Run the default test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -48,10 +63,10 @@ train: $(STAMP) ## Train the baseline on DATA (agent URL, archive or class folde
 	$(PY) -m desktop_trainer +experiment=baseline data.source=$(DATA) $(TRAIN_ARGS)
 
 clean: ## Remove run outputs (keeps .venv)
-	rm -rf outputs multirun var demo bench/out .pytest_cache
+	rm -rf outputs multirun var demo bench/out .pytest_cache dist
 
-deploy-rdk: ## Install or update the agent on a board: RDK_HOST=user@host [RDK_PORT=22] [RDK_DIR=/opt/rdk_agent]
-	RDK_HOST="$(RDK_HOST)" RDK_PORT="$(RDK_PORT)" RDK_DIR="$(RDK_DIR)" deploy/deploy_rdk.sh
+deploy-rdk: $(STAMP) ## Build the agent wheel and install or update it on a board: RDK_HOST=user@host [RDK_PORT=22] [RDK_DIR=/opt/rdk_agent]
+	RDK_HOST="$(RDK_HOST)" RDK_PORT="$(RDK_PORT)" RDK_DIR="$(RDK_DIR)" PYTHON="$(PY)" deploy/deploy_rdk.sh
 
 deploy-model: $(STAMP) ## Send MODEL=path/to/model.onnx to the board and wait until the agent serves it
 	RDK_HOST="$(RDK_HOST)" RDK_PORT="$(RDK_PORT)" RDK_DIR="$(RDK_DIR)" MODEL="$(MODEL)" PYTHON="$(PY)" deploy/deploy_model.sh
