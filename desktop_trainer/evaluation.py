@@ -168,17 +168,25 @@ def recommend_thresholds(
     accept_precision: float = 0.99,
     review_precision: float = 0.995,
     min_accepted: int = 20,
+    review_budget: float | None = None,
 ) -> dict:
     """Confidence and review thresholds for the agent from calibrated validation probabilities.
 
     ``confidence`` and ``review`` are :func:`choose_threshold` at ``accept_precision`` and
-    ``review_precision``; the review threshold is never below the confidence threshold. ``note``
-    says which target no threshold reached (the card then carries None for it).
+    ``review_precision``; the review threshold is never below the confidence threshold.
+
+    ``review_budget`` is the operator's capacity: the largest share of frames the review queue
+    may take. Where a precision target would send more of the validation frames below its
+    threshold (or no threshold reaches it), the threshold is capped at the budget's quantile of
+    the validation confidences, so that only the least confident frames go to review (and to the
+    rules), and the choice records ``capped_by_budget`` with the precision it keeps. ``note``
+    says which target was missed or capped (the card carries None for a missed one).
     """
     confidence = probs.max(1) if len(probs) else np.zeros(0)
     correct = probs.argmax(1) == targets if len(probs) else np.zeros(0, bool)
     accept = choose_threshold(confidence, correct, accept_precision, min_accepted)
     review = choose_threshold(confidence, correct, review_precision, min_accepted)
+    capped = _cap_to_budget((accept, review), confidence, correct, review_budget)
     if accept["threshold"] is not None and review["threshold"] is not None:
         review["threshold"] = max(review["threshold"], accept["threshold"])
     missed = [
@@ -186,13 +194,51 @@ def recommend_thresholds(
         for name, choice in (("accept", accept), ("review", review))
         if choice["threshold"] is None
     ]
-    note = (
-        f"no threshold reaches {' or '.join(missed)} on the {len(confidence)} validation predictions (a threshold must "
-        f"accept at least {min_accepted}), so the card recommends none; the agent uses the station's or its default"
-        if missed
-        else ""
-    )
-    return {"confidence": accept, "review": review, "min_accepted": min_accepted, "note": note}
+    notes = []
+    if missed:
+        notes.append(
+            f"no threshold reaches {' or '.join(missed)} on the {len(confidence)} validation predictions (a threshold "
+            f"must accept at least {min_accepted}), so the card recommends none; the agent uses the station's or its "
+            "default"
+        )
+    if capped:
+        notes.append(
+            f"the review budget ({review_budget:.0%} of frames) caps the {' and '.join(capped)} threshold at "
+            f"{review['threshold']:.4f}: accepted precision on val {review['precision']:.4f}, below the target"
+        )
+    return {
+        "confidence": accept,
+        "review": review,
+        "min_accepted": min_accepted,
+        "review_budget": review_budget,
+        "note": "; ".join(notes),
+    }
+
+
+def _cap_to_budget(
+    choices: tuple[dict, ...], confidence: np.ndarray, correct: np.ndarray, budget: float | None
+) -> list:
+    """Lower each threshold of ``choices`` that sends more than ``budget`` of the frames below it; their names."""
+    if budget is None or not len(confidence):
+        return []
+    if not 0 <= budget < 1:
+        raise ValueError(f"review_budget must be in [0, 1), got {budget}")
+    ordered = np.sort(confidence)
+    cap = float(ordered[int(budget * len(ordered))])  # at most budget * n frames lie strictly below it
+    kept = confidence >= cap
+    capped = []
+    for name, choice in zip(("confidence", "review"), choices, strict=True):
+        if choice["threshold"] is None or choice["threshold"] > cap:
+            choice.update(
+                threshold=cap,
+                capped_by_budget=True,
+                accepted=int(kept.sum()),
+                accepted_fraction=round(float(kept.mean()), 4),
+                precision=round(float(correct[kept].mean()), 4),
+                mean_confidence=round(float(confidence[kept].mean()), 4),
+            )
+            capped.append(name)
+    return capped
 
 
 def ort_session(path: str, threads: int = 1) -> ort.InferenceSession:

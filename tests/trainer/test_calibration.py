@@ -125,3 +125,26 @@ def test_calibration_set_takes_one_per_class_even_below_the_class_count_and_neve
     everything = stratified(train, 500)
     assert sorted(s.id for s in everything) == sorted(s.id for s in train)
     assert stratified([], 10) == []
+
+
+def test_review_budget_caps_thresholds_at_the_least_confident_frames():
+    rng = np.random.default_rng(0)
+    n, k = 200, 3
+    labels = rng.integers(0, k, n)
+    confidence = rng.uniform(0.4, 1.0, n)
+    correct = rng.uniform(0, 1, n) < confidence  # a mediocre model: 99 % precision needs a high threshold
+    probs = np.zeros((n, k))
+    for i in range(n):
+        top = labels[i] if correct[i] else (labels[i] + 1) % k
+        probs[i] = (1 - confidence[i]) / (k - 1)
+        probs[i, top] = confidence[i]
+    free = recommend_thresholds(probs, labels, 0.99, 0.995, min_accepted=10)
+    assert (confidence < (free["review"]["threshold"] or 1.0)).mean() > 0.3  # the targets alone queue a third
+    capped = recommend_thresholds(probs, labels, 0.99, 0.995, min_accepted=10, review_budget=0.05)
+    for name in ("confidence", "review"):
+        choice = capped[name]
+        assert choice["capped_by_budget"] and (confidence < choice["threshold"]).mean() <= 0.05
+        assert choice["precision"] == round(float(correct[confidence >= choice["threshold"]].mean()), 4)
+    assert "review budget (5% of frames)" in capped["note"]
+    loose = recommend_thresholds(probs, labels, 0.6, 0.6, min_accepted=10, review_budget=0.5)
+    assert not loose["review"].get("capped_by_budget") and loose["note"] == ""
