@@ -8,21 +8,15 @@ import zlib
 import cv2
 import numpy as np
 import pytest
-import requests
 
-from rdk_agent.launcher import AgentProcess
+from tests.agent_app import AgentApp, multipart
 
 MAX_UPLOAD = 2 * 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def agent(tmp_path_factory):
-    root = tmp_path_factory.mktemp("captures")
-    proc = AgentProcess(
-        root / "data", root / "models", config={"max_upload_bytes": MAX_UPLOAD, "max_image_pixels": 4_000_000}
-    )
-    yield proc.start()
-    proc.stop()
+@pytest.fixture
+def agent(agent_app) -> AgentApp:
+    return agent_app(max_upload_bytes=MAX_UPLOAD, max_image_pixels=4_000_000)
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -37,8 +31,8 @@ def _image(h: int = 120, w: int = 160, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 255, (h, w, 3), dtype=np.uint8)
 
 
-def _stored(agent: AgentProcess) -> tuple[int, int]:
-    total = requests.get(agent.api("captures?limit=1"), headers=agent.auth, timeout=10).json()["total"]
+def _stored(agent: AgentApp) -> tuple[int, int]:
+    total = agent.client.get(agent.api("captures?limit=1"), headers=agent.auth).json["total"]
     return total, len(list((agent.data_dir / "samples").iterdir()))
 
 
@@ -51,46 +45,47 @@ def _png_claiming(width: int, height: int) -> bytes:
 
 
 def test_upload_with_depth_list_relabel_delete(agent):
+    client = agent.client
     image = _image()
     depth = np.random.default_rng(1).integers(0, 4000, (120, 160), dtype=np.uint16)
     files = {"image": ("a.png", _png(image), "image/png"), "depth": ("d.png", _png(depth), "image/png")}
-    r = requests.post(agent.api("captures"), files=files, data={"label": "gap"}, headers=agent.auth, timeout=10)
+    r = client.post(agent.api("captures"), data=multipart(files, label="gap"), headers=agent.auth)
     assert r.status_code == 201, r.text
-    rec = r.json()
+    rec = r.json
     assert r.headers["Location"].endswith(rec["id"]) and rec["label"] == "gap" and rec["source"] == "upload"
-    stored = requests.get(agent.api(f"captures/{rec['id']}/image"), headers=agent.auth, timeout=10)
-    assert np.array_equal(cv2.imdecode(np.frombuffer(stored.content, np.uint8), cv2.IMREAD_COLOR), image)
-    stored = requests.get(agent.api(f"captures/{rec['id']}/depth"), headers=agent.auth, timeout=10)
-    assert np.array_equal(cv2.imdecode(np.frombuffer(stored.content, np.uint8), cv2.IMREAD_UNCHANGED), depth)
-    thumb = requests.get(agent.api(f"captures/{rec['id']}/thumbnail"), headers=agent.auth, timeout=10)
-    assert thumb.headers["Content-Type"] == "image/jpeg" and thumb.content[:2] == b"\xff\xd8"
+    stored = client.get(agent.api(f"captures/{rec['id']}/image"), headers=agent.auth)
+    assert np.array_equal(cv2.imdecode(np.frombuffer(stored.data, np.uint8), cv2.IMREAD_COLOR), image)
+    stored = client.get(agent.api(f"captures/{rec['id']}/depth"), headers=agent.auth)
+    assert np.array_equal(cv2.imdecode(np.frombuffer(stored.data, np.uint8), cv2.IMREAD_UNCHANGED), depth)
+    thumb = client.get(agent.api(f"captures/{rec['id']}/thumbnail"), headers=agent.auth)
+    assert thumb.headers["Content-Type"] == "image/jpeg" and thumb.data[:2] == b"\xff\xd8"
 
     files = {"image": ("b.jpg", _jpeg(_image(seed=2)), "image/jpeg")}
-    review = requests.post(agent.api("captures"), files=files, headers=agent.auth, timeout=10).json()
+    review = client.post(agent.api("captures"), data=multipart(files), headers=agent.auth).json
     assert review["label"] is None and "depth" not in review["files"]
-    assert requests.get(agent.api(f"captures/{review['id']}/depth"), headers=agent.auth).status_code == 404
-    queue = requests.get(agent.api("captures?unlabelled=1"), headers=agent.auth, timeout=10).json()
+    assert client.get(agent.api(f"captures/{review['id']}/depth"), headers=agent.auth).status_code == 404
+    queue = client.get(agent.api("captures?unlabelled=1"), headers=agent.auth).json
     assert review["id"] in [c["id"] for c in queue["items"]]
 
     def in_manifest(cid: str) -> bool:
-        manifest = requests.get(agent.api("dataset/manifest"), headers=agent.auth, timeout=10).json()
+        manifest = client.get(agent.api("dataset/manifest"), headers=agent.auth).json
         return cid in {s["id"] for s in manifest["samples"]}
 
     assert not in_manifest(review["id"])
 
-    r = requests.patch(agent.api(f"captures/{review['id']}"), json={"label": "porosity"}, headers=agent.auth)
-    assert r.status_code == 200 and r.json()["label"] == "porosity" and in_manifest(review["id"])
-    listed = requests.get(agent.api("captures?label=porosity"), headers=agent.auth, timeout=10).json()
+    r = client.patch(agent.api(f"captures/{review['id']}"), json={"label": "porosity"}, headers=agent.auth)
+    assert r.status_code == 200 and r.json["label"] == "porosity" and in_manifest(review["id"])
+    listed = client.get(agent.api("captures?label=porosity"), headers=agent.auth).json
     assert [c["id"] for c in listed["items"]] == [review["id"]]
-    page = requests.get(agent.api("captures?limit=1&offset=0"), headers=agent.auth, timeout=10).json()
+    page = client.get(agent.api("captures?limit=1&offset=0"), headers=agent.auth).json
     assert page["items"][0]["id"] == review["id"] and page["next_offset"] == 1  # newest first
 
-    assert requests.delete(agent.api(f"captures/{rec['id']}"), headers=agent.auth).status_code == 200
-    assert requests.get(agent.api(f"captures/{rec['id']}"), headers=agent.auth).status_code == 404
-    assert requests.delete(agent.api(f"captures/{rec['id']}"), headers=agent.auth).status_code == 404
+    assert client.delete(agent.api(f"captures/{rec['id']}"), headers=agent.auth).status_code == 200
+    assert client.get(agent.api(f"captures/{rec['id']}"), headers=agent.auth).status_code == 404
+    assert client.delete(agent.api(f"captures/{rec['id']}"), headers=agent.auth).status_code == 404
     assert not (agent.data_dir / "samples" / rec["id"]).exists()
     assert not in_manifest(rec["id"])
-    assert requests.delete(agent.api(f"captures/{review['id']}"), timeout=10).status_code == 401
+    assert client.delete(agent.api(f"captures/{review['id']}")).status_code == 401
 
 
 BAD_JSON = [
@@ -103,12 +98,13 @@ BAD_JSON = [
 
 
 def test_bad_captures_are_refused_and_store_nothing(agent):
+    client = agent.client
     before = _stored(agent)
     for body, status, code in BAD_JSON:
-        r = requests.post(agent.api("captures"), json=body, headers=agent.auth, timeout=10)
-        assert (r.status_code, r.json()["error"]["code"]) == (status, code), body
-    r = requests.post(agent.api("captures"), json={"label": "nope"}, headers=agent.auth, timeout=10)
-    assert "good, porosity, spatter, gap, undercut" in r.json()["error"]["message"]
+        r = client.post(agent.api("captures"), json=body, headers=agent.auth)
+        assert (r.status_code, r.json["error"]["code"]) == (status, code), body
+    r = client.post(agent.api("captures"), json={"label": "nope"}, headers=agent.auth)
+    assert "good, porosity, spatter, gap, undercut" in r.json["error"]["message"]
     raw = [
         (b'{"label": "good"', "application/json", 400, "malformed_json"),
         (b"[1, 2]", "application/json", 400, "malformed_json"),
@@ -116,8 +112,8 @@ def test_bad_captures_are_refused_and_store_nothing(agent):
         (b"label=good", "text/plain", 415, "unsupported_media_type"),
     ]
     for body, ctype, status, code in raw:
-        r = requests.post(agent.api("captures"), data=body, headers={**agent.auth, "Content-Type": ctype}, timeout=10)
-        assert (r.status_code, r.json()["error"]["code"]) == (status, code), body
+        r = client.post(agent.api("captures"), data=body, content_type=ctype, headers=agent.auth)
+        assert (r.status_code, r.json["error"]["code"]) == (status, code), body
 
     png, jpeg = _png(_image()), _jpeg(_image())
     depth8 = _png(np.zeros((120, 160), np.uint8))
@@ -136,40 +132,41 @@ def test_bad_captures_are_refused_and_store_nothing(agent):
         ({"picture": ("x.png", png)}, {}, 400, "unknown_field"),
         ({"depth": ("d.png", depth_small)}, {}, 400, "missing_field"),
     ]
-    for files, data, status, code in uploads:
-        r = requests.post(agent.api("captures"), files=files, data=data, headers=agent.auth, timeout=10)
-        assert (r.status_code, r.json()["error"]["code"]) == (status, code), (list(files), data, r.text)
+    for files, fields, status, code in uploads:
+        r = client.post(agent.api("captures"), data=multipart(files, **fields), headers=agent.auth)
+        assert (r.status_code, r.json["error"]["code"]) == (status, code), (list(files), fields, r.text)
 
     big = {"image": ("big.png", b"\x89PNG" + b"\0" * (MAX_UPLOAD + 1000))}
-    r = requests.post(agent.api("captures"), files=big, headers=agent.auth, timeout=30)
-    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
-    r = requests.post(agent.api("captures"), files={"image": ("x.png", png)}, timeout=10)
+    r = client.post(agent.api("captures"), data=multipart(big), headers=agent.auth)
+    assert r.status_code == 413 and r.json["error"]["code"] == "payload_too_large"
+    r = client.post(agent.api("captures"), data=multipart({"image": ("x.png", png)}))
     assert r.status_code == 401
     assert _stored(agent) == before
     assert not any((agent.data_dir / "staging").iterdir())
 
 
 def test_bad_ids_and_parameters(agent):
+    client = agent.client
     for path in ("captures/nope", "captures/a..b", "captures/..", "captures/%2e%2e%2findex.sqlite3",
                  "captures/x%2F..%2F..%2Ftoken", "captures/nope/image", "captures/nope/thumbnail"):  # fmt: skip
-        r = requests.get(agent.api(path), headers=agent.auth, timeout=10)
-        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", path
-    r = requests.patch(agent.api("captures/a..b"), json={"label": "good"}, headers=agent.auth, timeout=10)
+        r = client.get(agent.api(path), headers=agent.auth)
+        assert r.status_code == 404 and r.json["error"]["code"] == "not_found", path
+    r = client.patch(agent.api("captures/a..b"), json={"label": "good"}, headers=agent.auth)
     assert r.status_code == 404
     for query in ("limit=0", "limit=501", "limit=ten", "offset=-1", "offset=99999999999999999999999", "label=nah"):
-        r = requests.get(agent.api(f"captures?{query}"), headers=agent.auth, timeout=10)
-        assert r.status_code == 400 and r.json()["error"]["code"] in ("bad_parameter", "unknown_label"), query
-    r = requests.patch(agent.api("captures/nope"), json={}, headers=agent.auth, timeout=10)
-    assert r.status_code == 400 and r.json()["error"]["code"] == "missing_field"
-    r = requests.post(agent.api("camera/scene"), json={"label": "crack"}, headers=agent.auth, timeout=10)
+        r = client.get(agent.api(f"captures?{query}"), headers=agent.auth)
+        assert r.status_code == 400 and r.json["error"]["code"] in ("bad_parameter", "unknown_label"), query
+    r = client.patch(agent.api("captures/nope"), json={}, headers=agent.auth)
+    assert r.status_code == 400 and r.json["error"]["code"] == "missing_field"
+    r = client.post(agent.api("camera/scene"), json={"label": "crack"}, headers=agent.auth)
     assert r.status_code == 400
-    r = requests.delete(agent.api("dataset/stats"), headers=agent.auth, timeout=10)
-    assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
+    r = client.delete(agent.api("dataset/stats"), headers=agent.auth)
+    assert r.status_code == 405 and r.json["error"]["code"] == "method_not_allowed"
 
 
 def _read_frames(response, count: int) -> list[np.ndarray]:
     buf, frames = b"", []
-    for chunk in response.iter_content(chunk_size=16384):
+    for chunk in response.iter_encoded():
         buf += chunk
         while (start := buf.find(b"\xff\xd8")) >= 0 and (end := buf.find(b"\xff\xd9", start)) >= 0:
             frames.append(cv2.imdecode(np.frombuffer(buf[start : end + 2], np.uint8), cv2.IMREAD_COLOR))
@@ -180,26 +177,27 @@ def _read_frames(response, count: int) -> list[np.ndarray]:
 
 
 def test_mjpeg_stream_shares_the_camera_and_frees_slots(agent):
-    assert requests.get(agent.api("stream.mjpg"), timeout=10).status_code == 401
+    client = agent.client
+    assert client.get(agent.api("stream.mjpg")).status_code == 401
     for _ in range(6):  # more than max_streams (4): closed viewers must give their slot back
-        with requests.get(agent.api("stream.mjpg"), headers=agent.auth, stream=True, timeout=10) as r:
+        with client.get(agent.api("stream.mjpg"), headers=agent.auth, buffered=False) as r:
             assert r.status_code == 200 and r.headers["Content-Type"].startswith("multipart/x-mixed-replace")
             frames = _read_frames(r, 2)
             assert len(frames) == 2 and all(f is not None and f.shape == (480, 640, 3) for f in frames)
-    viewers = [requests.get(agent.api("stream.mjpg"), headers=agent.auth, stream=True, timeout=10) for _ in range(4)]
+    viewers = [client.get(agent.api("stream.mjpg"), headers=agent.auth, buffered=False) for _ in range(4)]
     try:
-        r = requests.get(agent.api("stream.mjpg"), headers=agent.auth, timeout=10)
-        assert r.status_code == 503 and r.json()["error"]["code"] == "too_many_streams"
-        assert requests.get(agent.api("status"), headers=agent.auth, timeout=10).ok  # the API still answers
+        r = client.get(agent.api("stream.mjpg"), headers=agent.auth)
+        assert r.status_code == 503 and r.json["error"]["code"] == "too_many_streams"
+        assert client.get(agent.api("status"), headers=agent.auth).status_code == 200  # the API still answers
     finally:
         for viewer in viewers:
             viewer.close()
 
 
-def test_free_space_reserve_refuses_with_507(agent_process):
-    agent = agent_process(config={"free_space_reserve_bytes": 2**60})
-    r = requests.post(agent.api("captures"), json={"label": "good"}, headers=agent.auth, timeout=10)
-    assert r.status_code == 507 and r.json()["error"]["code"] == "insufficient_storage"
-    assert "free_space_reserve_bytes" in r.json()["error"]["message"]
+def test_free_space_reserve_refuses_with_507(agent_app):
+    agent = agent_app(free_space_reserve_bytes=2**60)
+    r = agent.client.post(agent.api("captures"), json={"label": "good"}, headers=agent.auth)
+    assert r.status_code == 507 and r.json["error"]["code"] == "insufficient_storage"
+    assert "free_space_reserve_bytes" in r.json["error"]["message"]
     assert _stored(agent) == (0, 0)
-    assert requests.get(f"{agent.url}/healthz", timeout=10).ok
+    assert agent.client.get("/healthz").status_code == 200

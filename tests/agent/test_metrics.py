@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass, field
 
 import pytest
-import requests
 
 from rdk_agent.telemetry import Counter, Gauge, Histogram, Registry, Telemetry
+from tests.agent_app import AgentApp
 from tests.helpers import onnx_models as om
 
 NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -212,24 +212,25 @@ def test_fresh_telemetry_is_valid():
 # -- the live endpoint --------------------------------------------------------------------------
 
 
-def test_metrics_endpoint_counts_inspections_fallbacks_models_and_captures(agent_process, tmp_path):
-    agent = agent_process(config={"inspection": {"poll_interval_s": 0.1, "intra_op_threads": 1}})
-    first = parse(requests.get(f"{agent.url}/metrics", timeout=10).text)
+def test_metrics_endpoint_counts_inspections_fallbacks_models_and_captures(agent_app):
+    agent = agent_app(inspection={"poll_interval_s": 0.1, "intra_op_threads": 1})
+    client = agent.client
+    first = parse(client.get("/metrics").text)
     assert value(first, "rdk_model_active") == 0
 
     for _ in range(2):
-        r = requests.post(agent.api("inspect"), json={}, headers=agent.auth, timeout=30)
-        assert r.status_code == 200 and r.json()["fallback_reason"] == "no_model"
+        r = client.post(agent.api("inspect"), json={}, headers=agent.auth)
+        assert r.status_code == 200 and r.json["fallback_reason"] == "no_model"
     om.write_truncated(agent.models_dir / "model.onnx")
     _wait_model(agent, lambda s: s["last_error"] is not None)
     om.write_valid(agent.models_dir / "model.onnx", margin=9.0)
     _wait_model(agent, lambda s: s["state"] == "active")
-    r = requests.post(agent.api("inspect"), json={}, headers=agent.auth, timeout=30)
-    assert r.json()["engine"] == "onnx"
-    r = requests.post(agent.api("captures"), json={"label": "good"}, headers=agent.auth, timeout=30)
+    r = client.post(agent.api("inspect"), json={}, headers=agent.auth)
+    assert r.json["engine"] == "onnx"
+    r = client.post(agent.api("captures"), json={"label": "good"}, headers=agent.auth)
     assert r.status_code == 201
 
-    response = requests.get(f"{agent.url}/metrics", timeout=10)
+    response = client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     families = parse(response.text)
@@ -245,11 +246,11 @@ def test_metrics_endpoint_counts_inspections_fallbacks_models_and_captures(agent
     assert value(families, "rdk_dataset_bytes") > 0
 
 
-def _wait_model(agent, predicate, timeout: float = 15.0) -> dict:
+def _wait_model(agent: AgentApp, predicate, timeout: float = 15.0) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        status = requests.get(agent.api("model"), headers=agent.auth, timeout=10).json()
+        status = agent.client.get(agent.api("model"), headers=agent.auth).json
         if predicate(status):
             return status
-        time.sleep(0.1)
+        time.sleep(0.05)
     raise AssertionError(f"model state not reached: {status}")

@@ -1,35 +1,31 @@
-"""Restart after interrupted captures and deletes, and after kill -9 during a capture storm."""
+"""Restart after interrupted captures and deletes, in process (kill -9 of a real process: test_kill_recovery.py)."""
 
 from __future__ import annotations
 
-import threading
-import time
-
-import requests
-
+from tests.agent_app import AgentApp
 from tests.helpers.archive import verify_archive
 
 
-def _status(agent) -> dict:
-    return requests.get(agent.api("status"), headers=agent.auth, timeout=10).json()
+def _status(agent: AgentApp) -> dict:
+    return agent.client.get(agent.api("status"), headers=agent.auth).json
 
 
-def _all_captures(agent) -> dict[str, dict]:
+def _all_captures(agent: AgentApp) -> dict[str, dict]:
     out, offset = {}, 0
     while offset is not None:
-        page = requests.get(agent.api(f"captures?limit=500&offset={offset}"), headers=agent.auth, timeout=10).json()
+        page = agent.client.get(agent.api(f"captures?limit=500&offset={offset}"), headers=agent.auth).json
         out.update({c["id"]: c for c in page["items"]})
         offset = page["next_offset"]
     return out
 
 
-def test_restart_reconciles_interrupted_operations(agent_process):
-    agent = agent_process()
+def test_restart_reconciles_interrupted_operations(agent_app):
+    agent = agent_app()
     labels = ["good", "porosity", "spatter", "gap", "undercut"]
     ids = []
     for label in labels:
-        r = requests.post(agent.api("captures"), json={"label": label}, headers=agent.auth, timeout=30)
-        ids.append(r.json()["id"])
+        r = agent.client.post(agent.api("captures"), json={"label": label}, headers=agent.auth)
+        ids.append(r.json["id"])
     agent.stop()
 
     data = agent.data_dir
@@ -61,50 +57,15 @@ def test_restart_reconciles_interrupted_operations(agent_process):
     captures = _all_captures(agent)
     assert set(captures) == set(ids)  # problems are reported, never silently dropped
     assert captures[ids[1]]["problem"] and captures[ids[2]]["problem"] and captures[ids[0]]["problem"] is None
-    r = requests.get(agent.api(f"captures/{ids[1]}/depth"), headers=agent.auth, timeout=10)
-    assert r.status_code == 404 and r.json()["error"]["code"] == "file_missing"
-    assert requests.get(agent.api("dataset/stats"), headers=agent.auth, timeout=10).json()["problems"] == 2
+    r = agent.client.get(agent.api(f"captures/{ids[1]}/depth"), headers=agent.auth)
+    assert r.status_code == 404 and r.json["error"]["code"] == "file_missing"
+    assert agent.client.get(agent.api("dataset/stats"), headers=agent.auth).json["problems"] == 2
 
-    tar = requests.get(agent.api("dataset/export"), headers=agent.auth, timeout=30)
-    assert {s.id for s in verify_archive(tar.content).samples} == {ids[0], ids[3], ids[4]}
+    tar = agent.client.get(agent.api("dataset/export"), headers=agent.auth)
+    assert {s.id for s in verify_archive(tar.data).samples} == {ids[0], ids[3], ids[4]}
 
-    assert requests.delete(agent.api(f"captures/{ids[1]}"), headers=agent.auth, timeout=10).status_code == 200
+    assert agent.client.delete(agent.api(f"captures/{ids[1]}"), headers=agent.auth).status_code == 200
     assert ids[1] not in _status(agent)["storage"]["integrity"]["missing"]
     agent.restart()
     integrity = _status(agent)["storage"]["integrity"]
     assert integrity["missing"] == {} and set(integrity["mismatched"]) == {ids[2]} and integrity["quarantined"] == []
-
-
-def test_kill_9_during_capture_storm_loses_no_acknowledged_capture(agent_process):
-    agent = agent_process()
-    acknowledged: list[str] = []
-    for round_no in range(2):
-        stop = threading.Event()
-
-        def storm(label: str, stop: threading.Event = stop) -> None:
-            while not stop.is_set():
-                try:
-                    r = requests.post(agent.api("captures"), json={"label": label}, headers=agent.auth, timeout=10)
-                except requests.RequestException:
-                    return
-                if r.status_code == 201:
-                    acknowledged.append(r.json()["id"])
-
-        workers = [threading.Thread(target=storm, args=(label,)) for label in ("good", "gap")]
-        for worker in workers:
-            worker.start()
-        time.sleep(1.0 + 0.37 * round_no)
-        agent.kill()
-        stop.set()
-        for worker in workers:
-            worker.join(timeout=15)
-        agent.start()
-        integrity = _status(agent)["storage"]["integrity"]
-        assert integrity["missing"] == {} and integrity["mismatched"] == {}, integrity
-        present = _all_captures(agent)
-        assert set(acknowledged) <= set(present)
-        assert not any((agent.data_dir / "staging").iterdir())
-        assert {p.name for p in (agent.data_dir / "samples").iterdir()} == set(present)
-    assert len(acknowledged) > 4
-    tar = requests.get(agent.api("dataset/export"), headers=agent.auth, timeout=60)
-    assert {s.id for s in verify_archive(tar.content).samples} == set(_all_captures(agent))

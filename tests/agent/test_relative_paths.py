@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import requests
 
 from rdk_agent.launcher import AgentProcess
+
+pytestmark = pytest.mark.server
 
 
 def test_relative_dirs_serve_every_file_endpoint(tmp_path):
