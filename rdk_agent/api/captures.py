@@ -13,11 +13,10 @@ empty string stores it without a group. ``PATCH`` changes ``label``, ``group`` o
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, Response, jsonify, request, send_file, url_for
 
 from rdk_agent.api import API_PREFIX, int_arg, json_object, multipart_frame, services
+from rdk_agent.api.meta import parse_meta
 from rdk_agent.errors import ApiError
 from rdk_agent.storage.groups import clean_group
 from rdk_agent.storage.index import CaptureRecord
@@ -40,19 +39,6 @@ def _json(rec: CaptureRecord) -> dict:
     return out
 
 
-def _meta(value: object) -> dict:
-    if value is None:
-        return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise ApiError(400, "bad_parameter", "meta must be a JSON object") from None
-    if not isinstance(value, dict):
-        raise ApiError(400, "bad_parameter", "meta must be a JSON object")
-    return value
-
-
 def _named_group(fields) -> str | None:
     """The capture's own group: None when the request names none (the current group applies), "" for null."""
     if "group" not in fields:
@@ -70,7 +56,7 @@ def create_capture():
     else:
         body = json_object({"label", "meta", "group"})
         label = svc.store.check_label(body.get("label"))
-        meta = _meta(body.get("meta"))
+        meta = parse_meta(body.get("meta"), svc.config.max_meta_bytes)
         group = _named_group(body)
         clean_group(group)  # refuse a bad group before taking the frame
         frame = svc.camera.read()
@@ -88,7 +74,7 @@ def create_capture():
 def _store_upload(svc) -> CaptureRecord:
     image, rgb, depth, _ = multipart_frame({"label", "meta", "group"}, svc.config.max_image_pixels)
     label = svc.store.check_label(request.form.get("label") or None)
-    meta = _meta(request.form.get("meta"))
+    meta = parse_meta(request.form.get("meta"), svc.config.max_meta_bytes)
     meta = {"upload": {"filename": (image.filename or "")[:200]}, **meta}
     return svc.store.add(rgb, depth, label, "upload", meta=meta, group=_named_group(request.form))
 
