@@ -24,6 +24,7 @@ from urllib.parse import urlencode
 
 from flask import Flask, current_app, redirect, request
 
+from rdk_agent.durable import atomic_write
 from rdk_agent.errors import ApiError
 
 TOKEN_ENV = "RDK_AGENT_TOKEN"
@@ -47,14 +48,7 @@ def load_or_create_token(data_dir: Path, env: dict | None = None) -> tuple[str, 
     except FileNotFoundError:
         pass
     token = secrets.token_urlsafe(24)
-    tmp = path.with_name(f".{TOKEN_FILE}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, token.encode("ascii") + b"\n")
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    atomic_write(path, token.encode("ascii") + b"\n", mode=0o600)
     return token, True
 
 

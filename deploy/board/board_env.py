@@ -5,9 +5,18 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+# rdk_agent comes from the agent's wheel that deploy-rdk ships to RDK_DIR/app/wheels (a pure-Python wheel
+# imports as a zip), or, for these scripts in a checkout (make demo's local board), from the checkout.
+APP_DIR = Path(__file__).resolve().parents[2]
+for _entry in (APP_DIR, *sorted(APP_DIR.glob("wheels/*.whl"))):
+    if str(_entry) not in sys.path:
+        sys.path.insert(0, str(_entry))
+from rdk_agent.durable import atomic_write  # noqa: E402 - stdlib only, runs on the system Python
 
 ENV_FILE = "etc/agent.env"
 TOKEN_FILE = "data/token"
@@ -96,13 +105,8 @@ def http_get(url: str, token: str = "", timeout: float = 5.0) -> tuple[int, byte
 
 
 def write_private(path: Path, text: str, mode: int = 0o600) -> None:
-    """Write ``text`` atomically with ``mode``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    """Replace ``path`` with ``text`` with permissions ``mode``, durably (see ``rdk_agent.durable.atomic_write``)."""
+    atomic_write(path, text.encode("utf-8"), mode)
 
 
 def say(what: str, message: str) -> None:

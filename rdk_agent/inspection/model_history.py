@@ -1,28 +1,19 @@
 """ModelHistory: the last few good models, kept as files so rollback survives a restart.
 
 Layout: ``<models_dir>/.history/<sha256>.onnx`` plus ``index.json`` listing them oldest first.
-Every write is a temp file plus rename, so a power cut leaves the old or the new state.
+Every write is ``rdk_agent.durable.atomic_write``, so a power cut leaves the old or the new state.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
+from rdk_agent.durable import atomic_write
+
 log = logging.getLogger(__name__)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file, fsync and rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 class ModelHistory:

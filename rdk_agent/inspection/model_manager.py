@@ -15,8 +15,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rdk_agent.durable import atomic_write
 from rdk_agent.inspection.deadline import ModelHealth
-from rdk_agent.inspection.model_history import ModelHistory, atomic_write
+from rdk_agent.inspection.model_history import ModelHistory
 from rdk_agent.inspection.onnx_model import ModelLoadError, OnnxClassifier
 from rdk_agent.inspection.settings import InspectionSettings
 from rdk_agent.inspection.thresholds import resolve_thresholds

@@ -1,4 +1,4 @@
-"""Durable file operations: write-fsync-rename, directory fsync, moves into quarantine."""
+"""Data-dir file operations: removing trees, moves into quarantine (durable writes: ``rdk_agent.durable``)."""
 
 from __future__ import annotations
 
@@ -6,28 +6,6 @@ import os
 import shutil
 import time
 from pathlib import Path
-
-
-def fsync_dir(path: Path) -> None:
-    """fsync a directory so that renames and creations inside it survive a power cut."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_durable(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` and fsync it (the caller renames the directory into place)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def remove_tree(path: Path) -> None:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from pathlib import Path
 
-from rdk_agent.storage.files import fsync_dir, write_durable
+from rdk_agent.durable import atomic_write
 from shared_schema import SchemaError
 from shared_schema.manifest import check_group
 
@@ -69,10 +68,6 @@ class CurrentGroup:
         group = clean_group(value)
         data = json.dumps({"group": group}, ensure_ascii=False).encode("utf-8")
         with self._lock:
-            tmp = self.path.with_name(f".{self.path.name}.tmp")
-            tmp.unlink(missing_ok=True)  # left by a crash mid-write
-            write_durable(tmp, data)
-            os.replace(tmp, self.path)
-            fsync_dir(self.path.parent)
+            atomic_write(self.path, data)
             self._value = group
         return group

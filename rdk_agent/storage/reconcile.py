@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rdk_agent.storage.files import fsync_dir, quarantine, remove_tree
+from rdk_agent.durable import fsync_dir
+from rdk_agent.storage.files import quarantine, remove_tree
 from rdk_agent.storage.index import SampleIndex
 from shared_schema import sha256_file
 

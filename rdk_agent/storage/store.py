@@ -36,7 +36,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rdk_agent.storage.files import fsync_dir, remove_tree, write_durable
+from rdk_agent.durable import atomic_write, fsync_dir, write_durable
+from rdk_agent.storage.files import remove_tree
 from rdk_agent.storage.groups import CurrentGroup, clean_group
 from rdk_agent.storage.images import encode_png, thumbnail_jpeg
 from rdk_agent.storage.index import CaptureRecord, SampleIndex
@@ -280,12 +281,9 @@ class CaptureStore:
             if image is None:
                 raise FileNotFoundError(f"image of capture {rec.id} is unreadable")
             jpeg = thumbnail_jpeg(image)
-            tmp = thumb.with_name(f".{thumb.name}.{threading.get_ident()}.tmp")
             try:
-                tmp.write_bytes(jpeg)
-                os.replace(tmp, thumb)
+                atomic_write(thumb, jpeg)
             except OSError as exc:
-                tmp.unlink(missing_ok=True)
                 if not _disk_full(exc):
                     raise
                 return jpeg
