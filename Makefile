@@ -45,6 +45,14 @@ lock: $(STAMP) ## Regenerate requirements/*.txt (pinned) from packaging/*/pyproj
 test: $(STAMP) ## Run the default test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The in-process layer: the agent's API through Flask's test client, the schema, cameras and inspection;
+# no agent process, browser, sshd or torch (the markers are described in pyproject.toml).
+FAST_TESTS ?= tests/schema tests/camera tests/inspection tests/agent tests/test_boundaries.py
+FAST_MARKERS := not (server or page or deploy or e2e or reliability or trainer or slow)
+.PHONY: test-fast
+test-fast: $(STAMP) ## The in-process test layer (under a minute on 2 cores)
+	$(PY) -m pytest -m "$(FAST_MARKERS)" $(PYTEST_ARGS) $(FAST_TESTS)
+
 test-reliability-full: $(STAMP) ## Fault-injection and load tests at full length (10 kills, 60 s load)
 	RDK_RELIABILITY_FULL=1 $(PY) -m pytest -m reliability $(PYTEST_ARGS)
 
