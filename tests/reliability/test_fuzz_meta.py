@@ -135,3 +135,33 @@ def test_any_meta_is_stored_as_sent_or_refused_with_a_4xx(small_agent, meta, rou
         assert {k: v for k, v in stored.items() if k not in ("upload", "camera")} == sent
     else:
         _refused(r, repr(meta)[:200])
+
+
+HOSTILE_VALUES = [nested(900), "NaN", "-Infinity", "1e400", "18446744073709551616", '"\\ud800"', '"' + "g" * 5000 + '"',
+                  '"\\u0000"', "[]", "{}", "true", '"go\\nod"']  # fmt: skip
+
+
+def test_hostile_label_and_group_values_are_4xx_json_errors(small_agent):
+    """The other fields that come as JSON or form text: label and group on every route that takes them."""
+    sample = requests.post(small_agent.api("captures"), files={"image": ("a.png", PNG)}, data={"label": "gap"},
+                           headers=small_agent.auth, timeout=30).json()["id"]  # fmt: skip
+    before = len(all_captures(small_agent))
+    headers = {**small_agent.auth, "Content-Type": "application/json"}
+    for value in HOSTILE_VALUES:
+        for field in ("label", "group"):
+            body = ('{"' + field + '": ' + value + "}").encode("utf-8", "surrogatepass")
+            for method, path in (("POST", "captures"), ("PATCH", f"captures/{sample}"), ("PUT", "current-group")):
+                if path == "current-group" and field == "label":
+                    continue
+                r = requests.request(method, small_agent.api(path), data=body, headers=headers, timeout=30)
+                _refused(r, f"{method} {path} {field}={value[:40]}")
+        files = {"image": ("a.png", PNG), "label": (None, value.encode("utf-8", "surrogatepass"))}
+        r = requests.post(small_agent.api("captures"), files=files, headers=small_agent.auth, timeout=30)
+        _refused(r, f"multipart label={value[:40]}")
+        Tally.add("label/group (hostile JSON values)", 6)
+    for text in (nested(900), "g" * 65, "a\x00b", "line\nbreak", "a\tb"):  # a form field is text, not JSON
+        files = {"image": ("a.png", PNG), "label": (None, b"good"), "group": (None, text.encode())}
+        r = requests.post(small_agent.api("captures"), files=files, headers=small_agent.auth, timeout=30)
+        _refused(r, f"multipart group={text[:40]!r}")
+    assert len(all_captures(small_agent)) == before
+    assert requests.get(small_agent.api(f"captures/{sample}"), headers=small_agent.auth).json()["label"] == "gap"

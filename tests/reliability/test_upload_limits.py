@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from rdk_agent.config import AgentConfig, ConfigError
 from rdk_agent.launcher import AgentProcess
 from tests.reliability.support import png_bytes
 
@@ -267,3 +268,10 @@ def test_bodies_buffered_at_once_are_bounded_and_released_on_disconnect(agent_pr
     finally:
         first.close()
         second.close()
+
+
+def test_buffer_budget_below_the_upload_limit_is_a_config_error():
+    with pytest.raises(ConfigError, match="max_buffered_bytes"):
+        AgentConfig.build(env={"RDK_AGENT_MAX_UPLOAD_BYTES": str(64 * MiB), "RDK_AGENT_MAX_BUFFERED_BYTES": str(MiB)})
+    config = AgentConfig.build(env={"RDK_AGENT_MAX_BUFFERED_BYTES": str(256 * MiB), "RDK_AGENT_MAX_META_BYTES": "100"})
+    assert (config.max_buffered_bytes, config.max_meta_bytes) == (256 * MiB, 100)
