@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# make deploy-rdk: install or update the RDK agent on a board over ssh + rsync (see deploy/README.md).
+# make deploy-rdk: build the agent's wheel here, then install or update it on a board over ssh + rsync
+# (see deploy/README.md).
 #
 # Settings (environment): RDK_HOST RDK_PORT RDK_DIR RDK_SSH_OPTS RDK_PYTHON (lib.sh), and
+#   PYTHON              the desktop python that builds the wheel (default .venv/bin/python, else python3)
 #   RDK_INIT            auto (default: systemd when the board runs it), systemd or supervisor
 #   RDK_SERVICE         systemd unit name (default rdk-agent)
 #   RDK_VENV_ARGS       extra `python3 -m venv` arguments (e.g. --system-site-packages)
@@ -19,6 +21,10 @@ RDK_SERVICE=${RDK_SERVICE:-rdk-agent}
 RDK_VENV_ARGS=${RDK_VENV_ARGS:-}
 RDK_PIP_ARGS=${RDK_PIP_ARGS:-}
 RDK_HEALTH_TIMEOUT=${RDK_HEALTH_TIMEOUT:-90}
+if [ -z "${PYTHON:-}" ]; then
+    PYTHON=python3
+    [ -x "$repo_root/.venv/bin/python" ] && PYTHON=$repo_root/.venv/bin/python
+fi
 
 check_settings
 [[ $RDK_INIT =~ ^(auto|systemd|supervisor)$ ]] || die "RDK_INIT must be auto, systemd or supervisor, got '$RDK_INIT'"
@@ -28,16 +34,23 @@ check_settings
 echo "$prog: $RDK_HOST:$RDK_DIR (ssh port $RDK_PORT)"
 preflight install
 
-# Code: an exact mirror of the agent's files in RDK_DIR/app, compared by checksum, so an
-# unchanged tree transfers nothing. data/ and models/ are siblings of app/, out of reach of --delete.
+# What the board gets, staged here: the agent's wheel (rdk_agent + shared_schema, built from
+# packaging/agent; the same sources give the same bytes), the lock its dependencies are pinned to, and
+# the board-side scripts. RDK_DIR/app becomes an exact mirror of it, compared by checksum, so an
+# unchanged checkout transfers nothing. data/ and models/ are siblings of app/, out of reach of --delete.
+stage=$(mktemp -d "${TMPDIR:-/tmp}/deploy-rdk.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$stage/wheels" "$repo_root/packaging/agent" >/dev/null ||
+    die "building the agent wheel from $repo_root/packaging/agent with $PYTHON failed (output above)"
+wheel=$(cd "$stage/wheels" && echo *.whl)
+echo "  wheel:    $wheel (from packaging/agent)"
+mkdir -p "$stage/requirements" "$stage/deploy"
+cp -p "$repo_root/requirements/agent.txt" "$stage/requirements/"
+cp -Rp "$deploy_dir/board" "$stage/deploy/"
 changes=$(
-    cd "$repo_root" && rsync --recursive --links --perms --checksum --delete --delete-excluded --itemize-changes \
-        -e "$rsync_rsh" \
-        --exclude='__pycache__/' --exclude='*.py[co]' --exclude='tests/' \
-        --include='/rdk_agent/***' --include='/shared_schema/***' \
-        --include='/requirements/' --include='/requirements/agent.txt' \
-        --include='/deploy/' --include='/deploy/board/***' --exclude='*' \
-        ./ "$(on_board "$RDK_DIR/app/")"
+    rsync --recursive --links --perms --checksum --delete --delete-excluded --itemize-changes \
+        -e "$rsync_rsh" --exclude='__pycache__/' --exclude='*.py[co]' \
+        "$stage/" "$(on_board "$RDK_DIR/app/")"
 ) || die "rsync to $RDK_HOST:$RDK_DIR/app failed"
 if [ -n "$changes" ]; then
     echo "  code:     $(grep -c . <<<"$changes") change(s) in $RDK_DIR/app:"

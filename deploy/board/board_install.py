@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
 """Install, update or stop the RDK agent on this board (stdlib only, Python 3.10).
 
-``deploy/deploy_rdk.sh`` rsyncs the code to RDK_DIR/app and then runs, over ssh::
+``deploy/deploy_rdk.sh`` rsyncs the agent's wheel (RDK_DIR/app/wheels), its lock
+(RDK_DIR/app/requirements/agent.txt) and these scripts to RDK_DIR/app and then runs, over ssh::
 
     python3 RDK_DIR/app/deploy/board/board_install.py install --dir RDK_DIR < settings.json
 
-``install`` keeps the venv (RDK_DIR/venv, pip re-run only when requirements/agent.txt changed),
+``install`` keeps the venv (RDK_DIR/venv): the wheel with its dependencies pinned by the lock when
+the lock or the wheel's declared dependencies changed, else the wheel alone when its bytes changed;
 merges the RDK_AGENT_* settings read as JSON from stdin into RDK_DIR/etc/agent.env, installs the
 systemd unit (or, where PID 1 is not systemd, uses the rdk-agent-run.sh supervisor), restarts
 the agent only when code, settings, venv or unit changed (or it is not running), and waits for
@@ -19,10 +21,13 @@ import argparse
 import hashlib
 import json
 import platform
+import re
 import shlex
 import shutil
 import sys
 import time
+import zipfile
+from email.parser import HeaderParser
 from pathlib import Path
 
 from board_env import (
@@ -85,36 +90,73 @@ def check_requirements(requirements: Path) -> None:
             raise BoardError(f"{requirements}:{number}: {line.strip()!r} is a training package; never on the board")
 
 
+def agent_wheel(app: Path) -> Path:
+    """The one wheel deploy-rdk sent (RDK_DIR/app/wheels/*.whl)."""
+    wheels = sorted((app / "wheels").glob("*.whl"))
+    if len(wheels) != 1:
+        raise BoardError(f"expected one agent wheel in {app / 'wheels'}, found {len(wheels)}; run make deploy-rdk")
+    return wheels[0]
+
+
+def wheel_requires(wheel: Path) -> list[str]:
+    """The wheel's Requires-Dist lines; refuses a wheel that declares a training package."""
+    with zipfile.ZipFile(wheel) as archive:
+        name = next((n for n in archive.namelist() if re.fullmatch(r"[^/]+\.dist-info/METADATA", n)), None)
+        if name is None:
+            raise BoardError(f"{wheel.name} has no .dist-info/METADATA; not a wheel")
+        metadata = HeaderParser().parsestr(archive.read(name).decode("utf-8"))
+    requires = metadata.get_all("Requires-Dist") or []
+    for requirement in requires:
+        if any(requirement.strip().lower().startswith(bad) for bad in FORBIDDEN):
+            raise BoardError(f"{wheel.name} requires {requirement!r}, a training package; never on the board")
+    return requires
+
+
+def pip_install(venv: Path, args: list[str], pip_args: list[str], what: str) -> None:
+    """``pip install`` into the venv; BoardError with a hint for offline boards."""
+    cmd = [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", *args, *pip_args]
+    result = run(cmd, check=False)
+    if result.returncode != 0:
+        raise BoardError(
+            f"pip install of {what} failed with status {result.returncode} (output above); "
+            "an offline board can use RDK_PIP_ARGS='--no-index --find-links <wheel dir>'"
+        )
+
+
 def ensure_venv(rdk_dir: Path, venv_args: list[str], pip_args: list[str]) -> str:
-    """Create or refresh RDK_DIR/venv; returns its stamp (what the running agent was built with)."""
-    venv, state = rdk_dir / "venv", rdk_dir / "state"
-    requirements = rdk_dir / "app/requirements/agent.txt"
-    check_requirements(requirements)
+    """Create or refresh RDK_DIR/venv with the agent's wheel; returns the stamp of the venv and its dependencies."""
+    venv, state, app = rdk_dir / "venv", rdk_dir / "state", rdk_dir / "app"
+    lock = app / "requirements/agent.txt"
+    check_requirements(lock)
+    wheel = agent_wheel(app)
+    requires = wheel_requires(wheel)
     identity = json.dumps({"python": sys.executable, "version": platform.python_version(), "venv_args": venv_args})
-    venv_stamp, req_stamp = state / "venv.json", state / "requirements.sha256"
+    venv_stamp, deps_stamp, wheel_stamp = state / "venv.json", state / "requirements.sha256", state / "wheel.sha256"
     if not (venv / "bin/python").exists() or read_text(venv_stamp) != identity:
         say("venv", f"creating {venv} with {sys.executable} {platform.python_version()} {' '.join(venv_args)}".rstrip())
         shutil.rmtree(venv, ignore_errors=True)
-        req_stamp.unlink(missing_ok=True)
+        deps_stamp.unlink(missing_ok=True)
+        wheel_stamp.unlink(missing_ok=True)
         result = run([sys.executable, "-m", "venv", *venv_args, str(venv)], check=False, capture=True)
         if result.returncode != 0:
             hint = " Install it: sudo apt install python3-venv." if "ensurepip" in result.stdout + result.stderr else ""
             raise BoardError(f"python3 -m venv failed: {(result.stderr or result.stdout).strip()}{hint}")
         write_file(venv_stamp, identity, 0o644)
-    req_hash = sha256_file(requirements)
-    if read_text(req_stamp) != req_hash:
-        say("venv", "installing requirements/agent.txt (minutes on a board)")
-        cmd = [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-        result = run([*cmd, "-r", str(requirements), *pip_args], check=False)
-        if result.returncode != 0:
-            raise BoardError(
-                f"pip install -r requirements/agent.txt failed with status {result.returncode} (output above); "
-                "an offline board can use RDK_PIP_ARGS='--no-index --find-links <wheel dir>'"
-            )
-        write_file(req_stamp, req_hash, 0o644)
+    deps = hashlib.sha256(f"{sha256_file(lock)}\n{json.dumps(sorted(requires))}".encode()).hexdigest()
+    wheel_hash = sha256_file(wheel)
+    if read_text(deps_stamp) != deps:
+        say("venv", f"installing {wheel.name} and its dependencies, pinned by requirements/agent.txt (minutes)")
+        pip_install(venv, ["-c", str(lock), str(wheel)], pip_args, f"{wheel.name} with requirements/agent.txt")
+        write_file(deps_stamp, deps, 0o644)
     else:
-        say("venv", "unchanged (requirements/agent.txt hash matches)")
-    return f"{identity}\n{req_hash}"
+        say("venv", "dependencies unchanged (requirements/agent.txt and the wheel's Requires-Dist match)")
+    if read_text(wheel_stamp) != wheel_hash:  # the same version number with new code: replace the agent alone
+        pip_install(venv, ["--no-deps", "--force-reinstall", str(wheel)], pip_args, wheel.name)
+        write_file(wheel_stamp, wheel_hash, 0o644)
+        say("venv", f"agent installed from {wheel.name} (sha256 {wheel_hash[:12]})")
+    else:
+        say("venv", f"agent unchanged ({wheel.name} sha256 {wheel_hash[:12]})")
+    return f"{identity}\n{deps}"
 
 
 # --- settings --------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 #
 #   rdk-agent-run.sh RDK_DIR
 #
-# The same contract as the systemd unit: settings from RDK_DIR/etc/agent.env, code from
-# RDK_DIR/app, the venv in RDK_DIR/venv, data and models in RDK_DIR/data and RDK_DIR/models.
+# The same contract as the systemd unit: settings from RDK_DIR/etc/agent.env, the agent installed
+# in the venv RDK_DIR/venv (from its wheel), data and models in RDK_DIR/data and RDK_DIR/models.
 # Restarts the agent when it exits with a non-zero status (like Restart=on-failure), with a
 # back-off of 1 s doubling up to 30 s, reset after a minute of uptime. SIGTERM or SIGINT stops
 # the agent and then the supervisor. board_install.py starts it with setsid (its own process
@@ -18,8 +18,8 @@ set -a
 # shellcheck disable=SC1091
 . "$rdk_dir/etc/agent.env"
 set +a
-export PYTHONPATH=$rdk_dir/app PYTHONPYCACHEPREFIX=$rdk_dir/cache/pycache PYTHONUNBUFFERED=1
-cd "$rdk_dir/app" || exit 1
+export PYTHONPYCACHEPREFIX=$rdk_dir/cache/pycache PYTHONUNBUFFERED=1
+cd "$rdk_dir" || exit 1
 
 child=""
 stopping=0

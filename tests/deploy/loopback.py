@@ -23,7 +23,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SSHD = Path("/usr/sbin/sshd")
-DEPLOYED_PATHS = ("rdk_agent", "shared_schema", "requirements", "deploy")
+DEPLOYED_PATHS = ("rdk_agent", "shared_schema", "packaging", "requirements", "deploy")
 
 
 def free_port() -> int:
@@ -99,7 +99,7 @@ def get_json(board: LoopbackBoard, path: str, token: str | None = None) -> tuple
 
 
 def snapshot_checkout(dest: Path) -> Path:
-    """Copy what deploy-rdk ships (and the scripts) out of the working tree.
+    """Copy what deploy-rdk builds its wheel from and ships (and the scripts) out of the working tree.
 
     Other people edit the shared working tree while the suite runs; deploying from a snapshot keeps
     "nothing changed between two deploys" true for the test, and shows the scripts work from any checkout.

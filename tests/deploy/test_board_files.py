@@ -1,10 +1,11 @@
-"""The board-side pieces on their own: the systemd unit (checked by systemd-analyze), agent.env, requirements."""
+"""The board-side pieces on their own: the systemd unit (checked by systemd-analyze), agent.env, the lock, the wheel."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import zipfile
 
 import pytest
 
@@ -39,7 +40,8 @@ def test_rendered_unit_passes_systemd_analyze_verify(board_modules, tmp_path) ->
     assert result.returncode == 0 and not result.stderr.strip(), result.stderr
     lines = unit.splitlines()
     assert f"ExecStart={rdk}/venv/bin/python -m rdk_agent --data-dir {rdk}/data --models-dir {rdk}/models" in lines
-    assert f"EnvironmentFile={rdk}/etc/agent.env" in lines and f"WorkingDirectory={rdk}/app" in lines
+    assert f"EnvironmentFile={rdk}/etc/agent.env" in lines and f"WorkingDirectory={rdk}" in lines
+    assert not any(line.startswith("Environment=PYTHONPATH") for line in lines)  # the agent comes from the venv
     assert "Restart=on-failure" in lines and "WantedBy=multi-user.target" in lines
     assert "@" not in unit.split("[Unit]", 1)[1]  # every placeholder filled
     # and the check is real: a unit whose interpreter is missing fails it
@@ -78,6 +80,18 @@ def test_env_file_refuses_values_the_two_readers_would_disagree_on(board_modules
     env, _, _ = board_modules
     with pytest.raises(env.BoardError, match=message):
         env.render_env_file({key: value})
+
+
+def test_wheel_guard(board_modules, tmp_path) -> None:
+    env, _, install = board_modules
+    metadata = "Metadata-Version: 2.4\nName: rdk-weld-agent\nVersion: 0.1.0\nRequires-Dist: flask<4,>=3.0\n"
+    good, bad = tmp_path / "good.whl", tmp_path / "bad.whl"
+    for path, extra in ((good, ""), (bad, 'Requires-Dist: Lightning>=2.6; python_version >= "3.10"\n')):
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("rdk_weld_agent-0.1.0.dist-info/METADATA", metadata + extra)
+    assert install.wheel_requires(good) == ["flask<4,>=3.0"]
+    with pytest.raises(env.BoardError, match=r"bad.whl requires 'Lightning>=2.6.*a training package"):
+        install.wheel_requires(bad)
 
 
 def test_requirements_guard(board_modules, tmp_path) -> None:

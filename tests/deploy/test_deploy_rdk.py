@@ -1,10 +1,11 @@
 """make deploy-rdk against a real sshd on loopback: install, health, idempotence, restart on change, failures.
 
-The board's venv is built for real: ``python3 -m venv`` plus ``pip install -r requirements/agent.txt``
-through this machine's pip configuration (a local package mirror here), once per session. No
-``--system-site-packages`` shortcut: the dev venv's packages are not in the base interpreter's
-site-packages, and the point is to prove the board gets a working venv from requirements/agent.txt.
-The one concession to the 2-core test budget is RDK_PIP_ARGS=--no-compile (pip skips writing .pyc files).
+The agent's wheel is built from packaging/agent and the board's venv is made for real: ``python3 -m venv``
+plus ``pip install -c requirements/agent.txt <wheel>`` through this machine's pip configuration (a local
+package mirror here), once per session. No ``--system-site-packages`` shortcut: the dev venv's packages
+are not in the base interpreter's site-packages, and the point is to prove the board gets a working venv
+from the wheel's declared dependencies. The one concession to the 2-core test budget is
+RDK_PIP_ARGS=--no-compile (pip skips writing .pyc files).
 """
 
 from __future__ import annotations
@@ -25,14 +26,20 @@ def inodes(root: Path) -> dict[str, int]:
     return {str(p.relative_to(root)): p.stat().st_ino for p in root.rglob("*") if p.is_file()}
 
 
-def test_first_deploy_runs_the_agent_from_the_deployed_copy(loopback_board: LoopbackBoard, deployed) -> None:
+def in_venv(board: LoopbackBoard, code: str) -> str:
+    """Run ``code`` with the board venv's Python, outside any source tree; returns its stripped stdout."""
+    python = str(board.rdk_dir / "venv/bin/python")
+    return subprocess.run([python, "-c", code], capture_output=True, text=True, check=True, cwd="/").stdout.strip()
+
+
+def test_first_deploy_runs_the_agent_from_its_wheel(loopback_board: LoopbackBoard, deployed) -> None:
     board, out = loopback_board, said(deployed)
     rdk = board.rdk_dir
     assert "no systemd here" in out
-    assert "installing requirements/agent.txt" in out
+    assert "installing rdk_weld_agent-" in out and "pinned by requirements/agent.txt" in out
     assert "agent: started (first start)" in out
     assert "health: ok" in out
-    assert "rdk_agent/__main__.py" in out and "requirements/agent.txt" in out  # itemized transfer
+    assert "wheels/rdk_weld_agent-" in out and "requirements/agent.txt" in out  # itemized transfer
 
     status, body = get_json(board, "/api/v1/healthz")
     assert status == 200, body
@@ -42,17 +49,21 @@ def test_first_deploy_runs_the_agent_from_the_deployed_copy(loopback_board: Loop
     assert [c.decode() for c in cmdline[1:7]] == [
         "-m", "rdk_agent", "--data-dir", str(rdk / "data"), "--models-dir", str(rdk / "models"),
     ]  # fmt: skip
-    assert Path(f"/proc/{pid}/cwd").resolve() == rdk / "app"
+    assert Path(f"/proc/{pid}/cwd").resolve() == rdk
     # The deployed settings file feeds the agent: our token opens the authenticated API.
     assert (rdk / "etc/agent.env").stat().st_mode & 0o777 == 0o600
     assert get_json(board, "/api/v1/status", board.token)[0] == 200
     # Agent requirements only: the board's venv has the runtime packages and no training stack.
     modules = "'flask', 'onnxruntime', 'cv2', 'torch', 'lightning'"
     probe = f"import importlib.util as u; print([m for m in ({modules}) if u.find_spec(m)])"
-    found = subprocess.run([str(rdk / "venv/bin/python"), "-c", probe], capture_output=True, text=True, check=True)
-    assert found.stdout.strip() == "['flask', 'onnxruntime', 'cv2']"
-    assert not (rdk / "app/tests").exists() and not list((rdk / "app").rglob("__pycache__"))
-    assert sorted(p.name for p in (rdk / "app").iterdir()) == ["deploy", "rdk_agent", "requirements", "shared_schema"]
+    assert in_venv(board, probe) == "['flask', 'onnxruntime', 'cv2']"
+    # The agent runs from its wheel, installed in the venv: no sources in app/, only what deploy-rdk staged.
+    where = "import importlib.metadata as m, rdk_agent as a, shared_schema as s; print(m.version('rdk-weld-agent'))"
+    version, *files = in_venv(board, f"{where}; print(a.__file__, s.__file__)").split()
+    assert version and all(Path(f).is_relative_to(rdk / "venv/lib") for f in files), files
+    assert sorted(p.name for p in (rdk / "app").iterdir()) == ["deploy", "requirements", "wheels"]
+    assert [p.name for p in (rdk / "app/wheels").iterdir()] == [f"rdk_weld_agent-{version}-py3-none-any.whl"]
+    assert not list((rdk / "app").rglob("__pycache__"))
 
 
 def test_second_deploy_changes_nothing(loopback_board: LoopbackBoard, deployed) -> None:
@@ -66,14 +77,31 @@ def test_second_deploy_changes_nothing(loopback_board: LoopbackBoard, deployed) 
 
     assert result.returncode == 0, result.stdout + result.stderr
     out = said(result)
-    assert "code: unchanged (nothing transferred)" in out
-    assert "venv: unchanged" in out and "installing" not in out
+    assert "code: unchanged (nothing transferred)" in out  # the rebuilt wheel has the same bytes
+    assert "venv: dependencies unchanged" in out and "venv: agent unchanged" in out and "installing" not in out
     assert "settings: unchanged" in out
     assert "agent: unchanged, not restarted" in out
     assert board.agent_pid() == pid and proc_start_time(pid) == started
     assert inodes(board.rdk_dir / "app") == app_files
     assert (board.rdk_dir / "venv/bin/python").lstat().st_mtime_ns == venv_python
     assert data_files and set(data_files.items()) <= set(inodes(board.rdk_dir / "data").items())
+
+
+def test_changed_code_reinstalls_the_agent_alone(loopback_board: LoopbackBoard, deployed) -> None:
+    board = loopback_board
+    old_pid = board.agent_pid()
+    module = board.source / "rdk_agent/__init__.py"  # the snapshot deploy-rdk builds from, not the working tree
+    module.write_text(module.read_text() + "\nDEPLOY_TEST_MARK = 1\n")
+
+    result = board.run("deploy_rdk.sh")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = said(result)
+    assert "wheels/rdk_weld_agent-" in out  # the same version number, other bytes
+    assert "venv: dependencies unchanged" in out and "venv: agent installed from rdk_weld_agent-" in out
+    assert "agent: restarted (changed: code)" in out
+    assert board.agent_pid() != old_pid
+    assert in_venv(board, "import rdk_agent; print(rdk_agent.DEPLOY_TEST_MARK)") == "1"
 
 
 def test_changed_setting_restarts_and_keeps_the_data(loopback_board: LoopbackBoard, deployed) -> None:
