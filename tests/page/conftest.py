@@ -1,4 +1,9 @@
-"""Fixtures for the operator page tests: a real agent process and headless Debian Chromium."""
+"""Fixtures for the operator page tests: a real agent process and a headless Chromium or Chrome.
+
+The browser is ``$CHROME_BIN`` when set (GitHub CI: Chrome from browser-actions/setup-chrome), else
+Debian's ``/usr/bin/chromium``. Without one the tests skip, except under CI (``$CI`` set), where
+they fail: a CI run must not pass without the page tests.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, e
 
 from rdk_agent.launcher import AgentProcess
 
-CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM = Path(os.environ.get("CHROME_BIN") or "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -41,9 +46,12 @@ def agent(tmp_path_factory) -> Iterator[AgentProcess]:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless (never a downloaded browser)."""
+    """The installed Chromium or Chrome, headless (never one Playwright downloads)."""
     if not CHROMIUM.exists():
-        pytest.skip("Chromium is not installed at /usr/bin/chromium (apt-get install chromium)")
+        missing = f"no browser at {CHROMIUM} (apt-get install chromium, or set CHROME_BIN to a Chrome binary)"
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield instance
