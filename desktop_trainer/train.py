@@ -1,4 +1,9 @@
-"""The training run: resolve data → fit → evaluate → export → report. Called by ``__main__``."""
+"""The training run: the config builds the objects → fit → finalize (evaluate, card, exporters, report).
+
+Every object comes from a ``_target_`` node with ``hydra.utils.instantiate``: ``data`` (the data
+module), ``model.net``, ``model.loss`` and ``model.module`` (network, loss, LightningModule; the
+data decides their sizes and class weights), ``callbacks.*``, ``logger.*`` and ``trainer``.
+"""
 
 from __future__ import annotations
 
@@ -9,45 +14,62 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig
 
+from desktop_trainer.data import contract
 from desktop_trainer.data.datamodule import WeldDataModule
-from desktop_trainer.data.samples import DataError
-from desktop_trainer.data.sources import resolve_sources
 from desktop_trainer.finalize import finalize
-from desktop_trainer.models.backbones import IMAGENET_NORMALIZATION, NORMALIZATION, build_backbone
 from desktop_trainer.models.module import Classifier
 from desktop_trainer.progress import resolve_flag
 from shared_schema import InputContract
 
 log = logging.getLogger(__name__)
 
-
-def input_size(image_size: int | ListConfig) -> tuple[int, int]:
-    """``data.image_size`` as (height, width): one number for a square input, or [height, width]."""
-    if isinstance(image_size, int):
-        return image_size, image_size
-    height, width = (int(v) for v in image_size)
-    return height, width
+input_size = contract.input_size
 
 
 def input_contract(data: DictConfig, backbone: str) -> InputContract:
-    """The model's input contract from the data config; mean/std default to what the backbone's weights expect."""
-    depth = bool(data.use_depth)
-    height, width = input_size(data.image_size)
-    default_mean, default_std = NORMALIZATION.get(backbone, IMAGENET_NORMALIZATION)
-    mean = tuple(data.mean) if data.get("mean") is not None else default_mean
-    std = tuple(data.std) if data.get("std") is not None else default_std
-    return InputContract(
-        height=height,
-        width=width,
-        channels="rgbd" if depth else "rgb",
+    """The input contract a ``data`` config describes, without loading data (bench/ builds bare models)."""
+    return contract.input_contract(
+        data.image_size,
+        backbone,
+        use_depth=bool(data.use_depth),
         resize=data.resize,
         interpolation=data.interpolation,
-        orient=data.get("orient", "none"),
-        mean=tuple(mean) + ((float(data.depth_mean),) if depth else ()),
-        std=tuple(std) + ((float(data.depth_std),) if depth else ()),
+        orient=data.orient,
+        mean=data.mean,
+        std=data.std,
+        depth_mean=data.depth_mean,
+        depth_std=data.depth_std,
     )
+
+
+def build_datamodule(cfg: DictConfig) -> WeldDataModule:
+    """``data``: resolve the sources and split them."""
+    return instantiate(cfg.data)
+
+
+def build_module(cfg: DictConfig, dm: WeldDataModule) -> Classifier:
+    """``model.net``, ``model.loss`` and ``model.module``, sized for the data module's classes and input."""
+    num_classes = len(dm.labels)
+    c = dm.contract
+    net = instantiate(
+        cfg.model.net, num_classes=num_classes, in_channels=c.num_channels, image_size=(c.height, c.width)
+    )
+    loss = instantiate(cfg.model.loss, class_weights=dm.loss_weights())
+    return instantiate(cfg.model.module, net=net, loss=loss, num_classes=num_classes)
+
+
+def instantiate_group(group: DictConfig | None) -> list:
+    """One object per ``_target_`` node of a group (``callbacks``, ``logger``); null entries are switched off."""
+    objects = []
+    for name, node in (group or {}).items():
+        if node is None:
+            continue
+        if "_target_" not in node:
+            raise ValueError(f"{name}: a callback or logger config needs a _target_, got keys {list(node)}")
+        objects.append(instantiate(node))
+    return objects
 
 
 def resolve_precision(trainer_cfg: DictConfig) -> str:
@@ -59,69 +81,16 @@ def resolve_precision(trainer_cfg: DictConfig) -> str:
     return "16-mixed" if gpu else "32-true"
 
 
-def build_datamodule(cfg: DictConfig) -> WeldDataModule:
-    """Resolve the data sources and split them."""
-    d = cfg.data
-    dataset = resolve_sources(
-        OmegaConf.to_object(d.source) if OmegaConf.is_list(d.source) else d.source,
-        cache_dir=d.cache_dir,
-        glob=d.glob,
-        labels=list(d.labels) if d.labels else None,
-        token=d.token,
-        progress=resolve_flag(d.progress),
-        group_by=d.get("group_by", "none"),
+def build_trainer(cfg: DictConfig) -> L.Trainer:
+    """``trainer`` with the ``callbacks`` and ``logger`` groups, precision and progress bar resolved."""
+    loggers = instantiate_group(cfg.get("logger"))
+    return instantiate(
+        cfg.trainer,
+        precision=resolve_precision(cfg.trainer),
+        enable_progress_bar=resolve_flag(cfg.trainer.get("enable_progress_bar", "auto")),
+        callbacks=instantiate_group(cfg.get("callbacks")),
+        logger=loggers or False,
     )
-    if d.use_depth and not dataset.has_depth:
-        missing = next(s.id for s in dataset.samples if s.depth_path is None)
-        raise DataError(f"data.use_depth=true but sample {missing} has no depth map; set data.use_depth=false")
-    return WeldDataModule(
-        dataset,
-        input_contract(d, cfg.model.backbone),
-        augment=OmegaConf.to_container(d.augment) if d.augment else None,
-        batch_size=d.batch_size,
-        eval_batch_size=d.eval_batch_size,
-        num_workers=d.num_workers,
-        val_fraction=d.val_fraction,
-        test_fraction=d.test_fraction,
-        min_per_class=d.min_per_class,
-        imbalance=d.imbalance,
-        imbalance_power=d.imbalance_power,
-    )
-
-
-def build_module(cfg: DictConfig, dm: WeldDataModule) -> Classifier:
-    """Backbone + LightningModule from the model config."""
-    m = cfg.model
-    pretrained = m.pretrained if isinstance(m.pretrained, bool) else str(m.pretrained)
-    net = build_backbone(
-        m.backbone,
-        num_classes=len(dm.labels),
-        in_channels=dm.contract.num_channels,
-        pretrained=pretrained,
-        image_size=(dm.contract.height, dm.contract.width),
-        dropout=m.dropout,
-        bn_momentum=m.get("bn_momentum"),
-    )
-    frozen = freeze(net, list(m.freeze or []))
-    log.info("backbone %s: %d parameter tensors frozen (%s)", m.backbone, frozen, ", ".join(m.freeze or []) or "none")
-    return Classifier(
-        net,
-        num_classes=len(dm.labels),
-        optimizer=instantiate(m.optimizer),
-        scheduler=instantiate(m.scheduler) if m.scheduler else None,
-        class_weights=dm.loss_weights(),
-        label_smoothing=m.label_smoothing,
-    )
-
-
-def freeze(net: torch.nn.Module, prefixes: list[str]) -> int:
-    """Stop training parameters whose name starts with a prefix; no backward pass runs through them."""
-    count = 0
-    for name, param in net.named_parameters():
-        if prefixes and name.startswith(tuple(prefixes)):
-            param.requires_grad_(False)
-            count += 1
-    return count
 
 
 def run(cfg: DictConfig) -> dict | None:
@@ -135,12 +104,7 @@ def run(cfg: DictConfig) -> dict | None:
     for split, counts in dm.split.sizes(dm.labels).items():
         log.info("split %s: %s in %d group(s)", split, counts, len(groups[split]))
     module = build_module(cfg, dm)
-    callbacks = [instantiate(c) for c in (cfg.callbacks or {}).values() if c]
-    loggers = [instantiate(c) for c in (cfg.logger or {}).values() if c]
-    trainer_kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
-    trainer_kwargs["precision"] = resolve_precision(cfg.trainer)
-    trainer_kwargs["enable_progress_bar"] = resolve_flag(trainer_kwargs.get("enable_progress_bar", "auto"))
-    trainer = L.Trainer(**trainer_kwargs, callbacks=callbacks, logger=loggers or False)
+    trainer = build_trainer(cfg)
     trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path)
     if not trainer.is_global_zero:
         return None

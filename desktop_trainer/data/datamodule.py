@@ -4,25 +4,84 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
+import albumentations as A
 import lightning as L
 import torch
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
+from desktop_trainer.data.contract import input_contract
 from desktop_trainer.data.dataset import SampleDataset, build_augment
-from desktop_trainer.data.samples import LocalDataset
+from desktop_trainer.data.samples import DataError, LocalDataset
+from desktop_trainer.data.sources import resolve_sources
 from desktop_trainer.data.split import Split, split_samples
+from desktop_trainer.progress import resolve_flag
 from shared_schema import InputContract
 
 
 class WeldDataModule(L.LightningDataModule):
     """Thin wrapper: the split is computed once at construction, loaders on demand."""
 
+    @classmethod
+    def from_sources(
+        cls,
+        source: str | Sequence[str] | None,
+        cache_dir: str,
+        backbone: str,
+        *,
+        glob: str = "*",
+        labels: Sequence[str] | None = None,
+        token: str | None = None,
+        progress: bool | str = "auto",
+        group_by: str = "none",
+        image_size: int | Sequence[int] = 224,
+        use_depth: bool = False,
+        resize: str = "letterbox",
+        interpolation: str = "auto",
+        orient: str = "none",
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        depth_mean: float = 0.0,
+        depth_std: float = 1.0,
+        augment: Sequence[A.BasicTransform] | None = None,
+        **loading: Any,
+    ) -> WeldDataModule:
+        """The ``data`` config's target: resolve and merge the sources, derive the input contract, split.
+
+        ``loading`` holds the constructor's own settings (batch sizes, split fractions, imbalance).
+        """
+        dataset = resolve_sources(
+            source,
+            cache_dir=cache_dir,
+            glob=glob,
+            labels=labels,
+            token=token,
+            progress=resolve_flag(progress),
+            group_by=group_by,
+        )
+        if use_depth and not dataset.has_depth:
+            missing = next(s.id for s in dataset.samples if s.depth_path is None)
+            raise DataError(f"data.use_depth=true but sample {missing} has no depth map; set data.use_depth=false")
+        contract = input_contract(
+            image_size,
+            backbone,
+            use_depth=bool(use_depth),
+            resize=resize,
+            interpolation=interpolation,
+            orient=orient,
+            mean=mean,
+            std=std,
+            depth_mean=depth_mean,
+            depth_std=depth_std,
+        )
+        return cls(dataset, contract, augment=augment, **loading)
+
     def __init__(
         self,
         dataset: LocalDataset,
         contract: InputContract,
-        augment: Sequence | None = None,
+        augment: Sequence[A.BasicTransform] | None = None,
         batch_size: int = 32,
         eval_batch_size: int = 64,
         num_workers: int = 0,

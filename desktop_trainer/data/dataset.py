@@ -8,18 +8,17 @@ from pathlib import Path
 import albumentations as A
 import numpy as np
 import torch
-from hydra.utils import instantiate
 
 from desktop_trainer.data.samples import DataError, Sample
 from shared_schema import InputContract
 from shared_schema.preprocess import decode_depth, decode_image, preprocess
 
 
-def build_augment(transforms: Sequence | None) -> A.Compose | None:
-    """An albumentations pipeline from Hydra configs (``_target_`` entries); depth moves like a mask."""
+def build_augment(transforms: Sequence[A.BasicTransform] | None) -> A.Compose | None:
+    """One albumentations pipeline of ``transforms`` (``data.augment``, built by Hydra); depth moves like a mask."""
     if not transforms:
         return None
-    return A.Compose([instantiate(t) for t in transforms], additional_targets={"depth": "mask"})
+    return A.Compose(list(transforms), additional_targets={"depth": "mask"})
 
 
 def load_sample(sample: Sample, use_depth: bool) -> tuple[np.ndarray, np.ndarray | None]:

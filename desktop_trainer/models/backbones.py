@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 import torchvision
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 TORCHVISION = ("mobilenet_v3_small", "mobilenet_v3_large", "resnet18", "efficientnet_b0")
 BACKBONES = (*TORCHVISION, "efficientnet_lite0")
@@ -30,6 +33,7 @@ def build_backbone(
     image_size: int | tuple[int, int] = 224,
     dropout: float | None = None,
     bn_momentum: float | None = None,
+    freeze: Sequence[str] = (),
 ) -> nn.Module:
     """Build ``name`` with a ``num_classes`` head.
 
@@ -38,6 +42,7 @@ def build_backbone(
     local state dict. A 4th input channel is initialised with the mean of the RGB filters.
     ``bn_momentum`` (PyTorch convention) replaces every BatchNorm's momentum: the Lite0 port keeps
     TensorFlow's 0.01, which leaves most of a short fine-tuning's running statistics at ImageNet values.
+    ``freeze``: parameter-name prefixes whose parameters stop training (no backward pass runs through them).
     """
     builders: dict[str, Callable[[], nn.Module]] = {n: _torchvision_builder(n, pretrained) for n in TORCHVISION}
     builders["efficientnet_lite0"] = lambda: _efficientnet_lite0(pretrained, image_size)
@@ -53,6 +58,11 @@ def build_backbone(
         for module in model.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
                 module.momentum = bn_momentum
+    if freeze:
+        frozen = [p for n, p in model.named_parameters() if n.startswith(tuple(freeze))]
+        for param in frozen:
+            param.requires_grad_(False)
+        log.info("backbone %s: %d parameter tensors frozen (%s)", name, len(frozen), ", ".join(freeze))
     return model
 
 

@@ -1,35 +1,32 @@
-"""LightningModule: cross-entropy training with accuracy and macro-F1 tracked on validation."""
+"""LightningModule: training with a given loss, accuracy and macro-F1 tracked on validation."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import lightning as L
 import torch
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from desktop_trainer.models.losses import WeightedSmoothedCrossEntropy
-
 
 class Classifier(L.LightningModule):
-    """Wraps a backbone; the optimiser and scheduler come from Hydra as partials."""
+    """Wraps a backbone and a loss; the optimiser and scheduler come from Hydra as partials."""
 
     def __init__(
         self,
         net: nn.Module,
         num_classes: int,
+        loss: nn.Module,
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
-        class_weights: Sequence[float] | None = None,
-        label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        self.save_hyperparameters(ignore=["net", "loss", "optimizer", "scheduler"])
         self.net = net
+        self.loss = loss
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.loss = WeightedSmoothedCrossEntropy(class_weights, label_smoothing)
         self.val_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_f1 = MulticlassF1Score(num_classes, average="macro")
 
