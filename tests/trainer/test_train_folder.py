@@ -15,6 +15,7 @@ from desktop_trainer.data.folder import load_folder
 from desktop_trainer.evaluation import ort_logits, ort_session
 from desktop_trainer.export.onnx_export import ParityError, check_parity, export_onnx
 from desktop_trainer.finalize import stratified
+from desktop_trainer.finalize.context import FinalizeContext
 from desktop_trainer.train import build_datamodule, build_module, run
 from rdk_agent.inspection.onnx_model import OnnxClassifier
 from shared_schema import ModelCard, read_model_card
@@ -200,3 +201,22 @@ def test_resume_continues_from_the_last_checkpoint(synthetic_folder, tmp_path):
     assert first["training"]["epochs"] == 1 and resumed["training"]["epochs"] == 2
     logged = (tmp_path / "b" / "logs" / "metrics.csv").read_text().splitlines()
     assert {int(row.split(",")[0]) for row in logged[1:] if row} == {1}, logged[:3]  # only the second epoch ran
+
+
+def card_json(ctx: FinalizeContext) -> dict[str, str]:
+    """An exporter for the test below: the model card as JSON beside the models."""
+    path = ctx.out_dir / "card.json"
+    path.write_text(ctx.card.to_json(), encoding="utf-8")
+    return {"card_json": str(path)}
+
+
+def test_fast_dev_run_goes_through_the_whole_run_path_with_the_configured_exporters(synthetic_folder, tmp_path):
+    """debug=fdr: one batch, then the whole export; an exporter added by one config entry runs, a null one not."""
+    added = "+export.exporters.card_json={_target_:tests.trainer.test_train_folder.card_json,_partial_:true}"
+    overrides = ("data.glob=*.jpg", "debug=fdr", added, "export.exporters.bpu=null")
+    metrics = run(make_cfg(smoke_overrides(tmp_path, str(synthetic_folder), *overrides)))
+    assert metrics["model"]["checkpoint"] is None, "fast_dev_run writes no checkpoint: the final weights are exported"
+    assert list(metrics["paths"]) == ["model", "card_json", "report", "metrics"]
+    assert ModelCard.from_json((tmp_path / "card.json").read_text()) == read_model_card(tmp_path / "model.onnx")
+    assert not (tmp_path / "bpu").exists() and "bpu" not in metrics
+    assert metrics["parity"]["top1_mismatches"] == 0 and (tmp_path / "report" / "summary.md").is_file()

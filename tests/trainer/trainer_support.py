@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from omegaconf import DictConfig
 
 from rdk_agent.camera.synthetic import LABELS, SyntheticWeldGenerator
 from rdk_agent.launcher import AgentProcess
+from shared_schema import DatasetManifest, FileRef, SampleRecord, default_weld_schema
 
 PER_CLASS = 8
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +48,26 @@ def write_synthetic_folder(root: Path, per_class: int = PER_CLASS, seed: int = 1
             frame = gen.generate(label)
             cv2.imwrite(str(folder / f"{i:02d}.jpg"), frame.rgb, [cv2.IMWRITE_JPEG_QUALITY, 95])
             cv2.imwrite(str(folder / f"{i:02d}.png"), frame.rgb[:, :, 0] * 0)
+    return root
+
+
+def write_rgbd_export(root: Path, per_class: int = 2, seed: int = 1) -> Path:
+    """An unpacked agent export (manifest.json, RGB and 16-bit depth PNGs) of small synthetic RGB-D frames."""
+    gen = SyntheticWeldGenerator(seed=seed, width=96, height=64)
+    records = []
+    for label in LABELS:
+        for i in range(per_class):
+            frame, sample_id = gen.generate(label), f"{label}-{i}"
+            refs = []
+            for name, image in (("rgb", frame.rgb), ("depth", frame.depth)):
+                blob = cv2.imencode(".png", image)[1].tobytes()
+                path = root / "samples" / sample_id / f"{name}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(blob)
+                refs.append(FileRef(path.relative_to(root).as_posix(), hashlib.sha256(blob).hexdigest(), len(blob)))
+            records.append(SampleRecord(sample_id, label, "2024-01-01T00:00:00Z", 96, 64, refs[0], refs[1]))
+    manifest = DatasetManifest(f"rgbd-{seed}", "2024-01-01T00:00:00Z", {}, default_weld_schema(), tuple(records))
+    (root / "manifest.json").write_text(manifest.to_json(), encoding="utf-8")
     return root
 
 
