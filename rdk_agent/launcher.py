@@ -148,7 +148,7 @@ class AgentProcess:
         raise RuntimeError(f"agent did not become healthy in {timeout}s:\n{self.log()}")
 
     def _collect_output(self, proc: subprocess.Popen) -> None:
-        for line in proc.stdout:
+        for line in proc.stdout or ():
             self.output.append(line)
 
     def _healthy(self) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from typing import TypeVar
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _INF_LE = 'le="+Inf"'
@@ -167,6 +168,9 @@ class Histogram(_Metric):
         return lines
 
 
+M = TypeVar("M", bound=_Metric)
+
+
 class Registry:
     """Named metrics rendered together."""
 
@@ -174,7 +178,7 @@ class Registry:
         self._metrics: dict[str, _Metric] = {}
         self._lock = threading.Lock()
 
-    def register(self, metric: _Metric) -> _Metric:
+    def register(self, metric: M) -> M:
         """Add ``metric``; a second metric with the same name is an error."""
         with self._lock:
             if metric.name in self._metrics:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Set as AbstractSet
 
 import numpy as np
 from flask import Flask, current_app, request
@@ -27,7 +28,7 @@ def services() -> AgentServices:
     return current_app.extensions[EXTENSION_KEY]
 
 
-def json_object(allowed: set[str], required: set[str] = frozenset()) -> dict:
+def json_object(allowed: AbstractSet[str], required: AbstractSet[str] = frozenset()) -> dict:
     """The request's JSON object body, with unknown and missing fields refused."""
     if not request.is_json:
         raise ApiError(415, "unsupported_media_type", "send a JSON body with Content-Type: application/json")
