@@ -7,7 +7,7 @@ import shutil
 import cv2
 import numpy as np
 
-from tests.agent_app import AgentApp
+from tests.agent_app import AUTH, AgentApp, api
 
 
 def _capture(agent: AgentApp, label: str = "good"):
@@ -81,12 +81,11 @@ def test_opencv_source_reopens_after_the_stream_ends_and_reports_a_missing_devic
     assert missing.client.get("/healthz").status_code == 200
 
 
-def test_scene_seed_over_http(agent_app):
-    agent = agent_app()
-    r = agent.client.post(agent.api("camera/scene"), json={"label": "gap", "seed": 1000}, headers=agent.auth)
+def test_scene_seed_over_http(client):
+    r = client.post(api("camera/scene"), json={"label": "gap", "seed": 1000}, headers=AUTH)
     assert r.status_code == 200 and r.json == {"scene": "gap", "seed": 1000}
-    assert _camera(agent)["seed"] == 1000
+    assert client.get(api("camera"), headers=AUTH).json["seed"] == 1000
     for bad in (-1, 2**32, "7", True, 1.5):
-        r = agent.client.post(agent.api("camera/scene"), json={"label": "gap", "seed": bad}, headers=agent.auth)
+        r = client.post(api("camera/scene"), json={"label": "gap", "seed": bad}, headers=AUTH)
         assert r.status_code == 400 and r.json["error"]["code"] == "bad_parameter", bad
-    assert _camera(agent)["seed"] == 1000
+    assert client.get(api("camera"), headers=AUTH).json["seed"] == 1000
