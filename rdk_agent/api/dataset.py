@@ -6,10 +6,11 @@ import re
 import time
 
 from flask import Blueprint, Response, jsonify, request, send_file
+from werkzeug.wsgi import wrap_file
 
 from rdk_agent.api import API_PREFIX, services
 from rdk_agent.errors import ApiError
-from rdk_agent.storage.export import GzipStream, ManifestSnapshot, TarStream, build_manifest
+from rdk_agent.storage.export import BUFFER, GzipStream, build_manifest, open_export
 
 bp = Blueprint("dataset", __name__, url_prefix=f"{API_PREFIX}/dataset")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -35,26 +36,22 @@ def export():
     fmt = request.args.get("format", "tar")
     if fmt not in ("tar", "tar.gz"):
         raise ApiError(400, "bad_parameter", f"format must be 'tar' or 'tar.gz', got {fmt[:20]!r}")
-    svc = services()
-    store = svc.store
-    store.export_started()
-    try:
-        snapshot = ManifestSnapshot(store.dataset_id, svc.schema, store.exportable, store.data_dir)
-        tar = TarStream(snapshot, store.path_of, store.export_finished)
-    except BaseException:
-        store.export_finished()
-        raise
+    store = services().store
+    archive = open_export(store)
     name = f"{store.dataset_id}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.{fmt}"
     headers = {
         "Content-Disposition": f'attachment; filename="{name}"',
         "X-Dataset-Id": store.dataset_id,
-        "X-Sample-Count": str(snapshot.sample_count),
+        "X-Sample-Count": str(archive.sample_count),
         "Cache-Control": "no-store",
     }
+    if request.method == "HEAD":  # no body will be read, so nothing would close the archive
+        archive.close()
     if fmt == "tar":
-        headers["Content-Length"] = str(tar.size)
-        return Response(tar, mimetype="application/x-tar", headers=headers, direct_passthrough=True)
-    return Response(GzipStream(tar), mimetype="application/gzip", headers=headers, direct_passthrough=True)
+        headers["Content-Length"] = str(archive.size)
+        body = wrap_file(request.environ, archive, BUFFER)  # waitress sends from the reader itself
+        return Response(body, mimetype="application/x-tar", headers=headers, direct_passthrough=True)
+    return Response(GzipStream(archive), mimetype="application/gzip", headers=headers, direct_passthrough=True)
 
 
 @bp.get("/files/<sha256>")

@@ -122,6 +122,43 @@ def _migrate(conn: sqlite3.Connection) -> None:
     conn.execute("COMMIT")
 
 
+class IndexSnapshot:
+    """The index as it stood when this was opened: one read transaction on a connection of its own.
+
+    WAL mode lets captures, relabels and deletes go on meanwhile, unseen here, until :meth:`close`.
+    Rows are read in pages by key, so a reader holds one page at a time whatever the index's size.
+    Usable from any one thread at a time.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            self._conn.execute("PRAGMA query_only=ON")
+            self._conn.execute("PRAGMA cache_size=-256")  # KiB: read once in key order, a page's worth is enough
+            self._conn.execute("BEGIN")
+            self._conn.execute("SELECT 1 FROM samples LIMIT 1").fetchall()  # the first read fixes the snapshot
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def labelled(self, page_rows: int = 256) -> Iterator[CaptureRecord]:
+        """Every labelled capture, oldest first, read ``page_rows`` rows at a time."""
+        last = ""
+        while True:
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM samples WHERE label IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
+                (last, page_rows),
+            ).fetchall()
+            yield from map(_record, rows)
+            if len(rows) < page_rows:
+                return
+            last = rows[-1][0]
+
+    def close(self) -> None:
+        """End the read transaction (the WAL can be checkpointed past it again)."""
+        self._conn.close()
+
+
 class SampleIndex:
     """Thread-safe access to ``index.sqlite3``."""
 
@@ -231,6 +268,10 @@ class SampleIndex:
         """Every capture, oldest first, one at a time from one statement (a consistent snapshot while it runs)."""
         for row in self._connection().execute(f"SELECT {_COLUMNS} FROM samples ORDER BY id"):
             yield _record(row)
+
+    def snapshot(self) -> IndexSnapshot:
+        """A consistent view of the index for a long read (an export); close it when done."""
+        return IndexSnapshot(self.path)
 
     def counts(self) -> tuple[dict[str | None, int], int]:
         """Captures per label (None = unlabelled) and total bytes."""
