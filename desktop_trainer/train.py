@@ -10,15 +10,19 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
+import hydra.utils
 import lightning as L
 import torch
-from hydra.utils import instantiate
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig
 
 from desktop_trainer.data import contract
 from desktop_trainer.data.datamodule import WeldDataModule
+from desktop_trainer.data.samples import DataError
 from desktop_trainer.finalize import finalize
+from desktop_trainer.models.backbones import BackboneError
 from desktop_trainer.models.module import Classifier
 from desktop_trainer.progress import resolve_flag
 from shared_schema import InputContract
@@ -42,6 +46,21 @@ def input_contract(data: DictConfig, backbone: str) -> InputContract:
         depth_mean=data.depth_mean,
         depth_std=data.depth_std,
     )
+
+
+def instantiate(node: DictConfig, **runtime: Any) -> Any:
+    """``hydra.utils.instantiate``, except that a DataError or BackboneError of the target comes out as
+    itself, not wrapped in Hydra's InstantiationException: its message names the fix, and the CLI
+    prints it as it is."""
+    try:
+        return hydra.utils.instantiate(node, **runtime)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        while isinstance(cause, InstantiationException):
+            cause = cause.__cause__
+        if isinstance(cause, (DataError, BackboneError)):
+            raise cause from None
+        raise
 
 
 def build_datamodule(cfg: DictConfig) -> WeldDataModule:

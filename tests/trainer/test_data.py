@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -20,7 +23,7 @@ from desktop_trainer.models.backbones import BACKBONES, BackboneError, build_bac
 from desktop_trainer.train import build_datamodule
 from shared_schema import DatasetManifest, FileRef, SampleRecord, label_schema_from_names
 from shared_schema.split import SPLITS, split_of
-from tests.trainer.trainer_support import PER_CLASS, make_cfg, write_synthetic_folder
+from tests.trainer.trainer_support import PER_CLASS, REPO_ROOT, make_cfg, write_synthetic_folder
 
 
 def _samples(label: str, n: int, start: int = 0) -> list[Sample]:
@@ -169,6 +172,21 @@ def test_manifest_group_reaches_the_sample(tmp_path):
     manifest = DatasetManifest("d", "t", {}, label_schema_from_names(["good", "gap"]), records)
     ds = dataset_from_manifest(DatasetManifest.from_json(manifest.to_json()), ObjectCache(tmp_path), "x")
     assert [s.group for s in ds.samples] == ["part-17", "legacy-3", "c"]
+
+
+def test_the_cli_names_a_missing_source_and_a_depthless_one(tmp_path):
+    """Errors raised while the config builds the data module reach the user as they are, with status 2."""
+    base = [sys.executable, "-m", "desktop_trainer", "+experiment=smoke", f"hydra.run.dir={tmp_path / 'run'}"]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    unset = subprocess.run(base, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert unset.returncode == 2 and unset.stderr.strip().endswith(
+        "error: data.source is not set: give an agent URL, an exported .tar/.tar.gz or a class folder"
+    )
+    folder = write_synthetic_folder(tmp_path / "folder", per_class=2, labels=("good", "gap"))
+    depthless = [*base, f"data.source={folder}", "data.glob=*.jpg", "data.use_depth=true"]
+    proc = subprocess.run(depthless, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "error: data.use_depth=true but sample" in proc.stderr and "InstantiationException" not in proc.stderr
 
 
 def test_too_few_samples_names_the_class_and_count():
