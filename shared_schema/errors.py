@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TypeVar, overload
+
+T = TypeVar("T")
+
 
 class SchemaError(ValueError):
     """A document does not match its schema; ``field`` names the offending path."""
@@ -12,8 +16,11 @@ class SchemaError(ValueError):
         super().__init__(f"{field}: {message}" if field else message)
 
 
-def require(obj: dict, key: str, kind: type | tuple[type, ...], where: str) -> object:
-    """Return ``obj[key]`` checked against ``kind``; raise SchemaError naming ``where.key``."""
+def require(obj: dict, key: str, kind: type[T] | tuple[type[T], ...], where: str) -> T:
+    """Return ``obj[key]`` checked against ``kind``; raise SchemaError naming ``where.key``.
+
+    The result is typed as ``kind`` (the common type of a tuple of kinds, e.g. float for int or float).
+    """
     path = join_path(where, key)
     if not isinstance(obj, dict):
         raise SchemaError(where or "<root>", f"expected an object, got {type(obj).__name__}")
@@ -28,7 +35,17 @@ def require(obj: dict, key: str, kind: type | tuple[type, ...], where: str) -> o
     return value
 
 
-def optional(obj: dict, key: str, kind: type | tuple[type, ...], where: str, default=None):
+@overload
+def optional(obj: dict, key: str, kind: type[T] | tuple[type[T], ...], where: str) -> T | None: ...
+
+
+@overload
+def optional(obj: dict, key: str, kind: type[T] | tuple[type[T], ...], where: str, default: T) -> T: ...
+
+
+def optional(
+    obj: dict, key: str, kind: type[T] | tuple[type[T], ...], where: str, default: T | None = None
+) -> T | None:
     """Like :func:`require` but returns ``default`` when the key is absent or null."""
     if obj.get(key) is None:
         return default

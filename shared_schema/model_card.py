@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from typing import overload
 
 from shared_schema.errors import SchemaError, join_path, optional, require
 
@@ -164,13 +165,9 @@ class ModelCard:
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise SchemaError(name, f"must be in [0, 1], got {value}")
-        if None not in (self.confidence_threshold, self.review_threshold) and (
-            self.review_threshold < self.confidence_threshold
-        ):
-            raise SchemaError(
-                "review_threshold",
-                f"{self.review_threshold} is below confidence_threshold {self.confidence_threshold}",
-            )
+        confidence, review = self.confidence_threshold, self.review_threshold
+        if confidence is not None and review is not None and review < confidence:
+            raise SchemaError("review_threshold", f"{review} is below confidence_threshold {confidence}")
 
     def to_dict(self) -> dict:
         """Return the JSON form."""
@@ -238,6 +235,14 @@ class ModelCard:
         if not isinstance(data, dict):
             raise SchemaError("", "model card must be a JSON object")
         return cls.from_dict(data)
+
+
+@overload
+def _optional_float(data: dict, key: str) -> float | None: ...
+
+
+@overload
+def _optional_float(data: dict, key: str, default: float) -> float: ...
 
 
 def _optional_float(data: dict, key: str, default: float | None = None) -> float | None:
