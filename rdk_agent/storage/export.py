@@ -198,9 +198,11 @@ class TarReader:
     closed and ``on_close`` called once: when the last byte has been produced, or on ``close()``.
     """
 
-    def __init__(self, manifest: ManifestSnapshot, resolve: Callable[[str], Path], on_close: Callable[[], None]):
+    def __init__(
+        self, manifest: ManifestSnapshot, open_file: Callable[[str], io.FileIO], on_close: Callable[[], None]
+    ) -> None:
         self._manifest = manifest
-        self._resolve = resolve
+        self._open_file = open_file
         self._on_close = on_close
         self.sample_count = manifest.sample_count
         self.size = tar_header_size(MANIFEST_NAME, manifest.size, manifest.mtime) + manifest.size
@@ -282,9 +284,20 @@ class TarReader:
         for relpath, size in manifest.files():
             yield tar_header(relpath, size, mtime)
             if size:
-                yield relpath, _open_member(self._resolve(relpath), relpath, size), size
+                yield relpath, self._open_member(relpath, size), size
             yield _ZEROS[: _padding(size)]
         yield _ZEROS
+
+    def _open_member(self, relpath: str, size: int) -> io.FileIO:
+        try:
+            fh = self._open_file(relpath)
+        except OSError as exc:
+            raise ExportAborted(f"{relpath} vanished during the export: {exc}") from None
+        actual = os.fstat(fh.fileno()).st_size
+        if actual != size:
+            fh.close()
+            raise ExportAborted(f"{relpath} has {actual} bytes, its manifest entry {size}")
+        return fh
 
     def close(self) -> None:
         """Close the member being read, then release the snapshot if the end did not (the WSGI server calls this)."""
@@ -304,18 +317,6 @@ class TarReader:
             self._manifest.close()
         finally:
             self._on_close()
-
-
-def _open_member(path: Path, relpath: str, size: int) -> io.FileIO:
-    try:
-        fh = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the reader once read, or by its close()
-    except OSError as exc:
-        raise ExportAborted(f"{relpath} vanished during the export: {exc}") from None
-    actual = os.fstat(fh.fileno()).st_size
-    if actual != size:
-        fh.close()
-        raise ExportAborted(f"{relpath} has {actual} bytes, its manifest entry {size}")
-    return fh
 
 
 def open_export(store: CaptureStore) -> TarReader:
@@ -339,7 +340,16 @@ def open_export(store: CaptureStore) -> TarReader:
     except BaseException:
         store.export_finished()
         raise
-    return TarReader(manifest, store.path_of, store.export_finished)
+    root = str(store.data_dir)
+
+    def open_file(relpath: str) -> io.FileIO:
+        """A stored file, read from trash if it was deleted since the snapshot (no pathlib: it interns each id)."""
+        try:
+            return open(os.path.join(root, relpath), "rb", buffering=0)
+        except FileNotFoundError:
+            return open(store.path_of(relpath), "rb", buffering=0)
+
+    return TarReader(manifest, open_file, store.export_finished)
 
 
 class GzipStream:
