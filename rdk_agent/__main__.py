@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         parse_camera_spec(config.camera)
         _check_writable(config.data_dir, "data dir", "--data-dir")
-        _check_writable(config.models_dir, "models dir", "--models-dir")
+        _check_writable(config.models_path, "models dir", "--models-dir")
         from rdk_agent.app import create_app
         from rdk_agent.services import load_schema
 

@@ -53,7 +53,7 @@ def create_app(config: AgentConfig, token: str | None = None, camera: CameraSour
     app = Flask("rdk_agent")
     app.url_map.merge_slashes = False  # "a//b" (e.g. an id ending in %2F) is a JSON 404, not an HTML redirect
     app.config.update(MAX_CONTENT_LENGTH=config.max_upload_bytes)
-    app.json.sort_keys = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # typed as the JSONProvider base; the default has it
     register_error_handlers(app)
     register_service_errors(app)
     install_auth(app, token)

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -34,10 +35,9 @@ PUBLIC_API_PATHS = {"/api/v1/healthz", "/api/v1/session"}
 UNAUTHORIZED_MESSAGE = "missing or wrong token: send 'Authorization: Bearer <token>' or open /?token=<token>"
 
 
-def load_or_create_token(data_dir: Path, env: dict | None = None) -> tuple[str, bool]:
+def load_or_create_token(data_dir: Path, env: Mapping[str, str] | None = None) -> tuple[str, bool]:
     """Return ``(token, created)``: RDK_AGENT_TOKEN, else ``data_dir/token``, else a new one saved mode 0600."""
-    env = os.environ if env is None else env
-    from_env = env.get(TOKEN_ENV, "").strip()
+    from_env = (os.environ if env is None else env).get(TOKEN_ENV, "").strip()
     if from_env:
         return from_env, False
     path = Path(data_dir) / TOKEN_FILE

@@ -82,6 +82,9 @@ class GuardedParser(HTTPRequestParser):
     """waitress's request parser, with the body admitted by a :class:`BodyGuard` once the headers are in."""
 
     reserved = 0  # body bytes reserved with the guard until close()
+    # waitress's own attributes that received() sets (waitress has no type hints)
+    error: Error | None
+    completed: bool
 
     def __init__(self, adj, guard: BodyGuard) -> None:
         super().__init__(adj)
@@ -112,6 +115,8 @@ class GuardedParser(HTTPRequestParser):
 
 class GuardedChannel(HTTPChannel):
     """An HTTP channel whose requests are admitted by the server's ``body_guard``."""
+
+    request: HTTPRequestParser | None  # waitress's parser of the request being read
 
     def __init__(self, server, sock, addr, adj, map=None) -> None:
         super().__init__(server, sock, addr, adj, map)

@@ -53,6 +53,11 @@ class AgentConfig:
         self.models_dir = Path(self.models_dir).expanduser().resolve() if self.models_dir else self.data_dir / "models"
         self.validate()
 
+    @property
+    def models_path(self) -> Path:
+        """The models folder: ``models_dir`` as resolved at construction, ``<data_dir>/models`` by default."""
+        return self.models_dir if self.models_dir is not None else self.data_dir / "models"
+
     def validate(self) -> None:
         """Range-check numeric settings."""
         if not 0 <= self.port <= 65535:

@@ -75,7 +75,7 @@ class AgentServices:
         except (TypeError, ValueError) as exc:
             raise ConfigError(str(exc)) from None
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        config.models_dir.mkdir(parents=True, exist_ok=True)
+        config.models_path.mkdir(parents=True, exist_ok=True)
         schema = load_schema(config)
         source = camera if camera is not None else open_camera(config.camera, seed=config.seed)
         try:
@@ -85,7 +85,7 @@ class AgentServices:
             raise
         shared_camera = SharedCamera(source)
         telemetry = Telemetry(dataset_counts=store.index.counts)
-        models = ModelManager(config.models_dir, schema, settings, telemetry)
+        models = ModelManager(config.models_path, schema, settings, telemetry)
         inspector = Inspector(models, RuleEvaluator(rubric, schema), settings, telemetry)
         review = ReviewQueue(store, settings, telemetry)
         live = LiveInspection(shared_camera, inspector, review, settings.loop_interval_s) if settings.loop else None

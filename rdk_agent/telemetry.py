@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _INF_LE = 'le="+Inf"'
@@ -44,7 +45,12 @@ def _labels_text(names: tuple[str, ...], values: tuple[str, ...], extra: str = "
     return "{" + ",".join(parts) + "}" if parts else ""
 
 
-class _Metric:
+V = TypeVar("V")
+
+
+class _Metric(Generic[V]):
+    """One named metric; ``V`` is what a series holds."""
+
     kind = ""
 
     def __init__(self, name: str, help_text: str, labelnames: Iterable[str] = ()) -> None:
@@ -52,7 +58,7 @@ class _Metric:
         self.help = help_text
         self.labelnames = tuple(labelnames)
         self._lock = threading.Lock()
-        self._values: dict[tuple[str, ...], object] = {}
+        self._values: dict[tuple[str, ...], V] = {}
 
     def _key(self, labels: dict[str, str]) -> tuple[str, ...]:
         if set(labels) != set(self.labelnames):
@@ -62,8 +68,12 @@ class _Metric:
     def header(self) -> list[str]:
         return [f"# HELP {self.name} {_escape_help(self.help)}", f"# TYPE {self.name} {self.kind}"]
 
+    def render(self) -> list[str]:
+        """The metric's lines of Prometheus text."""
+        raise NotImplementedError
 
-class Counter(_Metric):
+
+class Counter(_Metric[float]):
     """A monotonically increasing count per label set."""
 
     kind = "counter"
@@ -93,7 +103,7 @@ class Counter(_Metric):
         return lines
 
 
-class Gauge(_Metric):
+class Gauge(_Metric[float]):
     """A value that goes up and down; ``collect`` computes every series at scrape time instead."""
 
     kind = "gauge"
@@ -126,7 +136,14 @@ class Gauge(_Metric):
         return lines
 
 
-class Histogram(_Metric):
+@dataclass
+class _HistogramSeries:
+    buckets: list[int]
+    total: float = 0.0
+    count: int = 0
+
+
+class Histogram(_Metric[_HistogramSeries]):
     """Cumulative buckets, sum and count per label set."""
 
     kind = "histogram"
@@ -141,23 +158,23 @@ class Histogram(_Metric):
         """Record one observation."""
         key = self._key(labels)
         with self._lock:
-            state = self._values.setdefault(key, [[0] * len(self.buckets), 0.0, 0])
+            series = self._values.setdefault(key, _HistogramSeries([0] * len(self.buckets)))
             for i, bound in enumerate(self.buckets):
                 if value <= bound:
-                    state[0][i] += 1
-            state[1] += value
-            state[2] += 1
+                    series.buckets[i] += 1
+            series.total += value
+            series.count += 1
 
     def count(self, **labels: str) -> int:
         """Number of observations in one series."""
         with self._lock:
-            state = self._values.get(self._key(labels))
-            return int(state[2]) if state else 0
+            series = self._values.get(self._key(labels))
+            return series.count if series else 0
 
     def render(self) -> list[str]:
         lines = self.header()
         with self._lock:
-            snapshot = {k: (list(v[0]), v[1], v[2]) for k, v in self._values.items()}
+            snapshot = {k: (list(v.buckets), v.total, v.count) for k, v in self._values.items()}
         for key, (counts, total, n) in sorted(snapshot.items()):
             for bound, c in zip(self.buckets, counts, strict=True):
                 le = f'le="{_fmt_value(bound)}"'
@@ -168,14 +185,14 @@ class Histogram(_Metric):
         return lines
 
 
-M = TypeVar("M", bound=_Metric)
+M = TypeVar("M", bound=_Metric[Any])
 
 
 class Registry:
     """Named metrics rendered together."""
 
     def __init__(self) -> None:
-        self._metrics: dict[str, _Metric] = {}
+        self._metrics: dict[str, _Metric[Any]] = {}
         self._lock = threading.Lock()
 
     def register(self, metric: M) -> M:

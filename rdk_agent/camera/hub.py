@@ -51,9 +51,10 @@ class SharedCamera(CameraSource):
     def latest(self, max_age: float) -> tuple[int, Frame]:
         """``(seq, frame)``: the cached frame if younger than ``max_age`` seconds, else a fresh one."""
         with self._lock:
-            if self._frame is None or time.time() - self._frame.timestamp > max_age:
-                self._read_locked()
-            return self._seq, self._frame
+            frame = self._frame
+            if frame is None or time.time() - frame.timestamp > max_age:
+                frame = self._read_locked()
+            return self._seq, frame
 
     def latest_jpeg(self, max_age: float) -> tuple[int, bytes]:
         """``(seq, jpeg)`` for the MJPEG preview, encoded once per frame whatever the viewer count."""

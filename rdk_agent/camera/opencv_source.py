@@ -98,6 +98,7 @@ class OpenCVCamera(CameraSource):
             if not self._cond.wait_for(lambda: self._seq > seq, timeout=self.read_timeout_s):
                 reason = self._last_error or "no frame yet"
                 raise CameraError(f"camera {self.target!r} unavailable: {reason}")
+            assert self._frame is not None  # set with every _seq step
             return self._frame
 
     def status(self) -> dict:

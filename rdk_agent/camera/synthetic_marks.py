@@ -85,15 +85,15 @@ def draw_defects(scene: _Scene) -> None:
             scene.at(tt, side * (scene.half_width(tt) + width / 2 + rng.normal(0, 0.7)))
             for tt in np.linspace(start, start + length, 24)
         ]
-        pts = np.array([p for p in pts if scene.is_inside(*p, margin=0)] or pts[:1], np.int32)
-        cv2.polylines(scene.dark, [pts], False, float(rng.uniform(0.35, 0.75)), width)
-        cv2.polylines(scene.dh, [pts], False, -depth_mm - scene.bead_h * 0.05, width)
+        line = np.array([p for p in pts if scene.is_inside(*p, margin=0)] or pts[:1], np.int32)
+        cv2.polylines(scene.dark, [line], False, float(rng.uniform(0.35, 0.75)), width)
+        cv2.polylines(scene.dh, [line], False, -depth_mm - scene.bead_h * 0.05, width)
         meta["defects"].append(
             {
                 "type": "undercut",
                 "side": int(side),
-                "start_px": pts[0].tolist(),
-                "end_px": pts[-1].tolist(),
+                "start_px": line[0].tolist(),
+                "end_px": line[-1].tolist(),
                 "width_px": width,
                 "depth_mm": rounded(depth_mm),
             }

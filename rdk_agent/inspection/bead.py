@@ -232,7 +232,7 @@ def longest_groove_mm(bead: Bead, depth: np.ndarray | None, plate: np.ndarray | 
     px = rubric.mm_per_px
     outer = cv2.dilate(bead.mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (odd(2.5 / px),) * 2))
     inner = cv2.erode(bead.mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
-    ys, xs = np.nonzero(outer & ~inner)
+    ys, xs = np.nonzero(cv2.bitwise_and(outer, cv2.bitwise_not(inner)))
     if ys.size == 0:
         return 0.0
     t, d = axis_coords(bead, xs.astype(np.float32), ys.astype(np.float32))

@@ -84,7 +84,8 @@ class Inspector:
         else:
             rule_dict, rule_label, rules_s = None, None, 0.0
 
-        if reason is None:
+        confidence: float | None
+        if reason is None and prediction is not None:
             engine, label, confidence = "onnx", prediction.label, prediction.confidence
         else:
             engine, label = "rules", rule_label
@@ -135,6 +136,8 @@ class Inspector:
         return prediction, None, None
 
     def _run_rules(self, rgb, depth) -> tuple[dict | None, str | None, float]:
+        if self.rules is None:
+            return None, None, 0.0
         started = time.perf_counter()
         try:
             outcome = self.rules.evaluate(rgb, depth)

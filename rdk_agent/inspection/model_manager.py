@@ -164,13 +164,13 @@ class ModelManager:
             "at": time.time(),
         }
 
-    def _activate(self, classifier: OnnxClassifier, source: str, data: bytes) -> None:
+    def _activate(self, classifier: OnnxClassifier, source: str, data: bytes) -> ActiveModel:
         try:  # kept before it serves, so that whatever serves can be rolled back to
             self.history.add(classifier.sha256, classifier.card.name, data)
         except OSError as exc:
             log.warning("model %s serves but is not kept for rollback: %s", classifier.sha256[:12], exc)
         health = ModelHealth(self.settings.max_consecutive_timeouts, self.settings.unhealthy_cooldown_s)
-        self.active = ActiveModel(classifier, source, health=health)  # the atomic swap
+        active = self.active = ActiveModel(classifier, source, health=health)  # the atomic swap
         self.telemetry.model_reloads.inc()
         self.telemetry.model_active.set(1)
         log.info(
@@ -180,6 +180,7 @@ class ModelManager:
             source,
             classifier.load_ms,
         )
+        return active
 
     def _unload(self) -> None:
         log.info("model file removed; inspection falls back to the rules")
@@ -223,8 +224,7 @@ class ModelManager:
             self.last_error = None
             if current is not None:
                 self.history.remove(current)
-            self._activate(classifier, "rollback", data)
-            return self.active
+            return self._activate(classifier, "rollback", data)
 
     # -- reporting -------------------------------------------------------------------------------
 

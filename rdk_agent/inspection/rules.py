@@ -84,7 +84,7 @@ class RuleEvaluator:
         self._ok_label = next((lab.name for lab in self.schema.labels if not lab.is_defect), None)
         self._weld = any(name in self.schema for name in DEFECT_LABELS)
         px2 = self.rubric.mm_per_px**2
-        params = cv2.SimpleBlobDetector_Params()
+        params = cv2.SimpleBlobDetector.Params()
         params.filterByColor, params.blobColor = True, 0
         params.minThreshold, params.thresholdStep = 10, 10
         params.maxThreshold = max(20.0, self.rubric.pore_max_brightness * 128)
@@ -149,7 +149,7 @@ class RuleEvaluator:
         local = cv2.blur(bead.norm * inside, box) / np.maximum(cv2.blur(inside, box), 1e-3)
         rel = np.where(inside > 0, bead.norm / np.maximum(local, 1e-3), 1.0)
         view = np.clip(rel * 128, 0, 255).astype(np.uint8)
-        return len(cv2.SimpleBlobDetector_create(self._pore_params).detect(view))
+        return len(cv2.SimpleBlobDetector.create(self._pore_params).detect(view))
 
     def _count_spatter(self, gray: np.ndarray, bead: Bead) -> int:
         """Small, compact bright blobs on the base metal outside the (dilated) bead."""
