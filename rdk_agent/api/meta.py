@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 
 from rdk_agent.errors import ApiError
 
@@ -62,25 +63,35 @@ def _check_values(meta: dict) -> None:
     while pending:
         value, depth = pending.pop()
         if isinstance(value, (dict, list)):
-            if depth > MAX_DEPTH:
-                raise _bad(f"meta is nested deeper than {MAX_DEPTH} levels")
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            for key, child in items:
-                if isinstance(key, str):
-                    _check_text(key)
-                pending.append((child, depth + 1))
-        elif isinstance(value, str):
-            _check_text(value)
-        elif isinstance(value, bool) or value is None:
-            continue
-        elif isinstance(value, int):
-            if not INT_RANGE[0] <= value <= INT_RANGE[1]:
-                raise _bad("meta holds an integer outside the 64-bit range")
-        elif isinstance(value, float):
-            if not math.isfinite(value):
-                raise _bad("meta holds a number that is not finite (NaN, Infinity or out of range)")
+            pending.extend(_children(value, depth))
         else:
-            raise _bad(f"meta holds a {type(value).__name__}, which is not a JSON value")
+            _check_scalar(value)
+
+
+def _children(container: dict | list, depth: int) -> Iterator[tuple[object, int]]:
+    """The values of a container at ``depth``, each with its own depth; the keys' text checked on the way."""
+    if depth > MAX_DEPTH:
+        raise _bad(f"meta is nested deeper than {MAX_DEPTH} levels")
+    items = container.items() if isinstance(container, dict) else enumerate(container)
+    for key, child in items:
+        if isinstance(key, str):
+            _check_text(key)
+        yield child, depth + 1
+
+
+def _check_scalar(value: object) -> None:
+    if isinstance(value, str):
+        _check_text(value)
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        if not INT_RANGE[0] <= value <= INT_RANGE[1]:
+            raise _bad("meta holds an integer outside the 64-bit range")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise _bad("meta holds a number that is not finite (NaN, Infinity or out of range)")
+    else:
+        raise _bad(f"meta holds a {type(value).__name__}, which is not a JSON value")
 
 
 def _check_text(text: str) -> None:

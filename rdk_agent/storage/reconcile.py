@@ -17,7 +17,7 @@ from pathlib import Path
 
 from rdk_agent.durable import fsync_dir
 from rdk_agent.storage.files import quarantine, remove_tree
-from rdk_agent.storage.index import SampleIndex
+from rdk_agent.storage.index import CaptureRecord, SampleIndex
 from shared_schema import sha256_file
 
 
@@ -58,41 +58,74 @@ class IntegrityReport:
 
 def reconcile(data_dir: Path, index: SampleIndex, verify_sha256: bool) -> IntegrityReport:
     """Bring files and index into agreement; see the module docstring."""
-    samples_dir, staging_dir = data_dir / "samples", data_dir / "staging"
-    trash_dir, quarantine_dir = data_dir / "trash", data_dir / "quarantine"
+    folders = _Folders(data_dir)
     report = IntegrityReport(
         checked_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), verified_sha256=verify_sha256
     )
-    for leftover in sorted(staging_dir.iterdir()):
-        report.quarantined.append(quarantine(leftover, data_dir, quarantine_dir))
+    for leftover in sorted(folders.staging.iterdir()):
+        report.quarantined.append(folders.set_aside(leftover))
 
     records = index.all()
     report.samples = len(records)
     known = {rec.id: rec for rec in records}
     for rec in records:
-        sample_dir = samples_dir / rec.id
-        if not sample_dir.exists() and (trash_dir / rec.id).is_dir():
-            os.replace(trash_dir / rec.id, sample_dir)
-            report.restored.append(rec.id)
-        expected = {Path(f.path).name for f in rec.files()}
-        if sample_dir.is_dir():
-            for extra in sorted(sample_dir.iterdir()):
-                if extra.name not in expected:
-                    report.quarantined.append(quarantine(extra, data_dir, quarantine_dir))
-        for ref in rec.files():
-            path = data_dir / ref.path
-            if not path.is_file():
-                report.missing[rec.id] = f"{ref.path} is missing"
-            elif path.stat().st_size != ref.bytes:
-                report.mismatched[rec.id] = f"{ref.path} has {path.stat().st_size} bytes, expected {ref.bytes}"
-            elif verify_sha256 and sha256_file(path) != ref.sha256:
-                report.mismatched[rec.id] = f"{ref.path} does not match its sha256"
+        _restore_and_tidy(rec, folders, report)
+        _check_files(rec, data_dir, verify_sha256, report)
 
-    for entry in sorted(samples_dir.iterdir()):
+    for entry in sorted(folders.samples.iterdir()):
         if entry.name not in known or not entry.is_dir():
-            report.quarantined.append(quarantine(entry, data_dir, quarantine_dir))
-    for entry in trash_dir.iterdir():
+            report.quarantined.append(folders.set_aside(entry))
+    for entry in folders.trash.iterdir():
         remove_tree(entry)
-    for folder in (samples_dir, staging_dir, trash_dir):
+    for folder in (folders.samples, folders.staging, folders.trash):
         fsync_dir(folder)
     return report
+
+
+@dataclass(frozen=True)
+class _Folders:
+    """The folders of a data dir that reconciliation walks."""
+
+    data: Path
+
+    @property
+    def samples(self) -> Path:
+        return self.data / "samples"
+
+    @property
+    def staging(self) -> Path:
+        return self.data / "staging"
+
+    @property
+    def trash(self) -> Path:
+        return self.data / "trash"
+
+    def set_aside(self, path: Path) -> str:
+        """Move ``path`` to quarantine; its new path relative to the data dir."""
+        return quarantine(path, self.data, self.data / "quarantine")
+
+
+def _restore_and_tidy(rec: CaptureRecord, folders: _Folders, report: IntegrityReport) -> None:
+    """Put back a sample whose delete was interrupted; quarantine files in its folder that it does not list."""
+    sample_dir, trashed = folders.samples / rec.id, folders.trash / rec.id
+    if not sample_dir.exists() and trashed.is_dir():
+        os.replace(trashed, sample_dir)
+        report.restored.append(rec.id)
+    if not sample_dir.is_dir():
+        return
+    expected = {Path(f.path).name for f in rec.files()}
+    for extra in sorted(sample_dir.iterdir()):
+        if extra.name not in expected:
+            report.quarantined.append(folders.set_aside(extra))
+
+
+def _check_files(rec: CaptureRecord, data_dir: Path, verify_sha256: bool, report: IntegrityReport) -> None:
+    """Report a file of ``rec`` that is missing or differs in size (or in sha256, when verifying)."""
+    for ref in rec.files():
+        path = data_dir / ref.path
+        if not path.is_file():
+            report.missing[rec.id] = f"{ref.path} is missing"
+        elif path.stat().st_size != ref.bytes:
+            report.mismatched[rec.id] = f"{ref.path} has {path.stat().st_size} bytes, expected {ref.bytes}"
+        elif verify_sha256 and sha256_file(path) != ref.sha256:
+            report.mismatched[rec.id] = f"{ref.path} does not match its sha256"

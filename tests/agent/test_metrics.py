@@ -72,54 +72,68 @@ def parse(text: str) -> dict[str, Family]:
     """Parse and validate; returns the metric families by name."""
     if not text.endswith("\n"):
         raise ValueError("exposition must end with a newline")
-    families: dict[str, Family] = {}
-    closed: set[str] = set()
-    current: Family | None = None
-    seen: set[tuple[str, tuple]] = set()
+    reader = _Reader()
     for lineno, line in enumerate(text.splitlines(), 1):
-        if not line:
-            continue
         if line.startswith("#"):
-            parts = line.split(" ", 3)
-            if len(parts) >= 3 and parts[1] in ("HELP", "TYPE"):
-                name = parts[2]
-                if not NAME_RE.fullmatch(name):
-                    raise ValueError(f"line {lineno}: bad metric name {name!r}")
-                if name in closed:
-                    raise ValueError(f"line {lineno}: family {name} appears twice")
-                if current is not None and current.name != name:
-                    closed.add(current.name)
-                fam = families.setdefault(name, Family(name))
-                if parts[1] == "TYPE":
-                    if len(parts) != 4 or parts[3] not in TYPES:
-                        raise ValueError(f"line {lineno}: bad TYPE line")
-                    if fam.samples:
-                        raise ValueError(f"line {lineno}: TYPE after samples of {name}")
-                    fam.type = parts[3]
-                else:
-                    fam.help = parts[3] if len(parts) == 4 else ""
-                current = fam
-            continue
+            reader.comment(line, lineno)
+        elif line:
+            reader.sample(line, lineno)
+    for fam in reader.families.values():
+        if fam.type == "histogram":
+            _check_histogram(fam)
+    return reader.families
+
+
+@dataclass
+class _Reader:
+    """One parse's state: the families so far, the one whose block is open, the closed ones, the series seen."""
+
+    families: dict[str, Family] = field(default_factory=dict)
+    closed: set[str] = field(default_factory=set)
+    current: Family | None = None
+    seen: set[tuple[str, tuple]] = field(default_factory=set)
+
+    def comment(self, line: str, lineno: int) -> None:
+        """A HELP or TYPE line opens (or continues) its family's block; other comments are skipped."""
+        parts = line.split(" ", 3)
+        if len(parts) < 3 or parts[1] not in ("HELP", "TYPE"):
+            return
+        name = parts[2]
+        if not NAME_RE.fullmatch(name):
+            raise ValueError(f"line {lineno}: bad metric name {name!r}")
+        if name in self.closed:
+            raise ValueError(f"line {lineno}: family {name} appears twice")
+        if self.current is not None and self.current.name != name:
+            self.closed.add(self.current.name)
+        fam = self.families.setdefault(name, Family(name))
+        if parts[1] == "TYPE":
+            if len(parts) != 4 or parts[3] not in TYPES:
+                raise ValueError(f"line {lineno}: bad TYPE line")
+            if fam.samples:
+                raise ValueError(f"line {lineno}: TYPE after samples of {name}")
+            fam.type = parts[3]
+        else:
+            fam.help = parts[3] if len(parts) == 4 else ""
+        self.current = fam
+
+    def sample(self, line: str, lineno: int) -> None:
+        """A sample line, in the block of its family, of a series not seen before."""
         match = re.fullmatch(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)(?: (-?\d+))?", line)
         if not match:
             raise ValueError(f"line {lineno}: not a sample line: {line!r}")
         name, raw_labels, raw_value = match.group(1), match.group(2) or "", match.group(3)
-        fam = _family_of(name, families)
-        if fam is None or fam is not current:
+        fam = _family_of(name, self.families)
+        if fam is None or fam is not self.current:
             raise ValueError(f"line {lineno}: sample {name} outside its family's block (missing TYPE?)")
         labels = _labels(raw_labels, lineno)
         key = (name, tuple(sorted(labels.items())))
-        if key in seen:
+        if key in self.seen:
             raise ValueError(f"line {lineno}: duplicate series {name}{labels}")
-        seen.add(key)
+        self.seen.add(key)
         value = _value(raw_value, lineno)
         if fam.type == "counter" and not value >= 0:
             raise ValueError(f"line {lineno}: counter {name} has value {value}")
         fam.samples.append((name, labels, value))
-    for fam in families.values():
-        if fam.type == "histogram":
-            _check_histogram(fam)
-    return families
 
 
 def _check_histogram(fam: Family) -> None:
