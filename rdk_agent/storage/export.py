@@ -30,7 +30,7 @@ import tarfile
 import tempfile
 import time
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 
 import rdk_agent
@@ -275,7 +275,7 @@ class TarReader:
         if n < len(view) and self._end != self.size:
             raise ExportAborted(f"the archive came to {self._end} bytes, {self.size} were announced")
 
-    def _members(self) -> Iterator[Piece]:
+    def _members(self) -> Generator[Piece, None, None]:
         """Header, contents and padding of each member, then the end-of-archive blocks."""
         manifest, mtime = self._manifest, self._manifest.mtime
         yield tar_header(MANIFEST_NAME, manifest.size, mtime)
