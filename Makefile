@@ -56,9 +56,10 @@ test-fast: $(STAMP) ## The in-process test layer (under a minute on 2 cores)
 test-reliability-full: $(STAMP) ## Fault-injection and load tests at full length (10 kills, 60 s load)
 	RDK_RELIABILITY_FULL=1 $(PY) -m pytest -m reliability $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff: lint and format check
+lint: $(STAMP) ## ruff (lint, complexity cap, format check), then mypy on shared_schema and rdk_agent
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: $(STAMP) ## ruff: apply fixes and formatting
 	$(VENV)/bin/ruff check --fix .
