@@ -5,18 +5,28 @@
 A: a real agent subprocess (``python -m rdk_agent``, synthetic camera) serving the default model
 (bench/models.py) with ``inspection.rules = on_fallback``, 1 intra-op thread, confidence threshold 0
 (the model decides every frame, so the rules never run); the client times a multipart upload of one
-encoded 640x480 synthetic weld frame, image only, over a kept-alive loopback connection.
+encoded 640x480 synthetic weld frame, image only, over a kept-alive loopback connection. The client is
+``http.client`` with the multipart body encoded once, so that it adds next to nothing of its own: with
+``requests`` encoding the upload and parsing the answer each time, the client's own share was ~1.5 ms.
 B: in this process, ``cv2.imdecode`` of the same bytes + the shared preprocess + ``session.run`` of the
 same model file with 1 intra-op thread. A and B alternate; medians. Goal A / B <= 1.25.
+Per-stage medians (decode, preprocess, inference: the agent's from each answer's ``latency_ms``, the bare
+side's timed around each call) and what only the agent does (the rest of its server time, and the client
+wall minus the server total: HTTP, multipart parsing, auth, JSON) say where a difference lies.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
+import json
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -24,6 +34,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 import requests
+from urllib3.filepost import encode_multipart_formdata
 
 from bench.common import emit, figure, interleave, log, median_ms, parser
 from bench.models import default_weld_model
@@ -72,47 +83,92 @@ def served_sha256(agent: AgentProcess, session: requests.Session | None = None) 
     return (body.get("active") or {}).get("sha256")
 
 
-def bare_runner(model: Path, data: bytes, threads: int = 1):
-    """A callable doing decode + preprocess + session.run once; the session is built once."""
+STAGES = ("decode", "preprocess", "inference")
+
+
+def bare_runner(model: Path, data: bytes, stages: list[dict], threads: int = 1) -> Callable[[], None]:
+    """A callable doing decode + preprocess + session.run once (the session built once); each call appends
+    its stage times (ms) to ``stages``."""
     session = ort.InferenceSession(
         str(model), sess_options=session_options(threads), providers=["CPUExecutionProvider"]
     )
     card = read_card(session)
 
     def run() -> None:
+        t0 = time.perf_counter()
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        session.run([card.output_name], {card.input.tensor_name: preprocess(image, card.input)[None]})
+        t1 = time.perf_counter()
+        tensor = preprocess(image, card.input)[None]
+        t2 = time.perf_counter()
+        session.run([card.output_name], {card.input.tensor_name: tensor})
+        t3 = time.perf_counter()
+        stages.append({"decode": (t1 - t0) * 1e3, "preprocess": (t2 - t1) * 1e3, "inference": (t3 - t2) * 1e3})
 
     return run
 
 
-def measure(n: int, fmt: str) -> dict:
+def _get(conn: http.client.HTTPConnection, path: str) -> None:
+    conn.request("GET", path)
+    conn.getresponse().read()
+
+
+def _median(rows: list[dict], key: str) -> float:
+    return round(statistics.median(row[key] for row in rows), 2)
+
+
+def stage_table(agent: list[dict], bare: list[dict]) -> list[str]:
+    """Per-stage medians, agent (server-side, from latency_ms) against bare, and what only the agent does."""
+    lines = [f"{name}: agent {_median(agent, name)} ms, bare {_median(bare, name)} ms" for name in STAGES]
+    for row in agent:
+        row["server_other"] = row["total"] - sum(row[name] for name in STAGES)
+        row["http"] = row["wall"] - row["total"]
+    lines.append(f"server-side rest (thresholds, result, telemetry): agent {_median(agent, 'server_other')} ms")
+    lines.append(
+        f"client wall - server total (HTTP, multipart parsing, auth, review offer, JSON): {_median(agent, 'http')} ms"
+    )
+    return lines
+
+
+def measure(n: int, fmt: str, warmup: int = 3) -> dict:
     """Interleaved agent vs bare runs; returns a figure."""
     model = default_weld_model()
     data = encoded_frame(fmt)
+    agent_stages: list[dict] = []
+    bare_stages: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bench-p1-") as tmp:
         agent = start_agent(Path(tmp), model, AGENT_INSPECTION)
         try:
-            http = requests.Session()
-            files = {"image": (f"frame.{fmt}", data)}
+            url = urlsplit(agent.api("inspect"))
+            conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
+            body, content_type = encode_multipart_formdata({"image": (f"frame.{fmt}", data)})
+            headers = {**agent.auth, "Content-Type": content_type}
             last: dict = {}
 
             def agent_run() -> None:
-                r = http.post(agent.api("inspect"), files=files, headers=agent.auth, timeout=60)
-                r.raise_for_status()
-                last.update(r.json())
+                started = time.perf_counter()
+                conn.request("POST", url.path, body=body, headers=headers)
+                response = conn.getresponse()
+                answer = response.read()
+                wall = (time.perf_counter() - started) * 1e3
+                if response.status != 200:
+                    raise RuntimeError(f"inspect answered {response.status}: {answer[:300]!r}")
+                last.update(json.loads(answer))
+                agent_stages.append({**last["latency_ms"], "wall": wall})
 
-            samples = interleave({"agent": agent_run, "bare": bare_runner(model, data)}, n, warmup=3)
+            runs = {"agent": agent_run, "bare": bare_runner(model, data, bare_stages)}
+            samples = interleave(runs, n, warmup=warmup)
+            round_trip = median_ms(interleave({"healthz": lambda: _get(conn, "/healthz")}, n, warmup)["healthz"])
         finally:
+            conn.close()
             agent.stop()
+    agent_stages, bare_stages = agent_stages[warmup:], bare_stages[warmup:]
     a, b = median_ms(samples["agent"]), median_ms(samples["bare"])
-    server = last["latency_ms"]
     notes = [
         f"agent in rules=on_fallback mode, 1 intra-op thread, engine={last['engine']}, rules={last['rules']}",
-        f"frame: 640x480 synthetic weld, {fmt.upper()} {len(data) / 1024:.0f} KiB, image only; "
-        f"model {model.name}; {n} interleaved runs each",
-        f"server-side stages of the last request (ms): {server}; client wall - server total = "
-        f"{a - server['total']:.1f} ms (HTTP, multipart parsing, auth, JSON)",
+        f"frame: 640x480 synthetic weld, {fmt.upper()} {len(data) / 1024:.0f} KiB, image only, multipart body "
+        f"encoded once, http.client; model {model.name}; {n} interleaved runs each",
+        *stage_table(agent_stages, bare_stages),
+        f"for scale: GET /healthz over the same connection (waitress + Flask, no body) {round_trip} ms",
     ]
     return figure(
         "P1",
@@ -125,10 +181,12 @@ def measure(n: int, fmt: str) -> dict:
         {
             "agent_ms": samples["agent"],
             "bare_ms": samples["bare"],
-            "server_stages_ms": server,
+            "agent_stages_ms": agent_stages,
+            "bare_stages_ms": bare_stages,
             "frame_bytes": len(data),
             "format": fmt,
             "model": model.name,
+            "healthz_ms": round_trip,
         },
     )
 
