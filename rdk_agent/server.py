@@ -10,8 +10,10 @@ workers would each hold a copy of the model and fight over the camera.
 Limits: ``threads`` workers (16 by default; at most ``max_streams`` of them can be held by preview
 viewers), ``connection_limit`` sockets, request bodies judged from their headers before any of
 them is read (:mod:`rdk_agent.body_guard`: over ``max_upload_bytes`` 413, a body without the token
-401, more than ``max_buffered_bytes`` being received at once 503), and at most 8 MiB of unsent
-output buffered per connection, which keeps a streaming export's memory flat on a slow client.
+401, more than ``max_buffered_bytes`` being received at once 503), and output buffered in 1 MiB
+buffers per connection: waitress keeps what it already sent in a buffer until that buffer reaches
+the high watermark, so 8 MiB made a streamed tar.gz export hold ~18 MiB, 1 MiB ~4 MiB (the plain
+tar is sent from the export's own reader and buffers nothing).
 waitress's own refusals (413, malformed requests) are JSON errors like the app's.
 """
 
@@ -92,7 +94,7 @@ def serve(app: Flask, config: AgentConfig, on_ready: Callable[[str, int], None] 
         threads=config.threads,
         connection_limit=config.connection_limit,
         max_request_body_size=config.max_upload_bytes + 1,  # waitress refuses a length >= this one
-        outbuf_high_watermark=8 * 1024 * 1024,
+        outbuf_high_watermark=1024 * 1024,
         channel_timeout=120,
         asyncore_use_poll=True,
         ident="rdk-agent",
