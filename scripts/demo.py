@@ -29,9 +29,12 @@ REPO = Path(__file__).resolve().parent.parent
 LABELS = ("good", "porosity", "spatter", "gap", "undercut")
 
 
+STARTED = time.monotonic()
+
+
 def step(number: int, text: str) -> None:
-    """Print a step heading."""
-    print(f"\n\033[1m[{number}/6] {text}\033[0m", flush=True)
+    """Print a step heading with the time since the demo started."""
+    print(f"\n\033[1m[{number}/6] {text}\033[0m  (at {time.monotonic() - STARTED:.0f} s)", flush=True)
 
 
 def progress(done: int, total: int, what: str) -> None:
@@ -207,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=REPO / "var" / "demo")
     parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "8765")))
     parser.add_argument("--per-label", type=int, default=160, help="captures per label")
-    parser.add_argument("--eval-per-label", type=int, default=20, help="fresh frames per label for the comparison")
+    parser.add_argument("--eval-per-label", type=int, default=40, help="fresh frames per label for the comparison")
     parser.add_argument("--eval-seed", type=int, default=1000, help="generator seed of the fresh frames")
     parser.add_argument("--experiment", default="demo")
     parser.add_argument("--stop", action="store_true", help="stop the agent at the end instead of leaving it up")
@@ -216,8 +219,6 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = args.workdir.resolve()
     agent = Agent(workdir / "board", args.port, secrets.token_urlsafe(24))
-    started = time.monotonic()
-
     step(1, f"Starting the board agent (synthetic camera) at {agent.url}")
     agent.start()
     print(f"  data: {agent.board / 'data'}   models: {agent.board / 'models'}   log: {agent.board / 'agent.log'}")
@@ -239,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     agent.show("spatter")
     print("  " + describe(agent.call("POST", "inspect", json={})))
     summary = compare(agent, args.eval_per_label, args.eval_seed)
-    summary["wall_s"] = round(time.monotonic() - started, 1)
+    summary["wall_s"] = round(time.monotonic() - STARTED, 1)
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
     print_comparison(summary)
     print(f"  Whole demo: {summary['wall_s']:.0f} s")
