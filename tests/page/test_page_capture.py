@@ -100,6 +100,7 @@ def test_review_queue_filter_lets_the_operator_label_unlabelled_captures(agent, 
 
     open_logged_in(page, agent)
     page.locator("#gallery-filter").select_option("__review__")
+    expect(page.locator("#gallery")).to_have_attribute("data-filter", "__review__")
     card = page.locator(f'#gallery .shot[data-id="{created["id"]}"]')
     expect(card).to_have_attribute("data-label", "")
     labels_shown = page.locator("#gallery .shot").evaluate_all("cards => cards.map(c => c.dataset.label)")
@@ -143,6 +144,7 @@ def test_gallery_filter_and_load_more_page_through_a_label(agent, page):
 
     open_logged_in(page, agent)
     page.locator("#gallery-filter").select_option("undercut")
+    expect(page.locator("#gallery")).to_have_attribute("data-filter", "undercut")
     cards = page.locator("#gallery .shot")
     expect(cards).to_have_count(24)
     more = page.locator("#load-more")

@@ -62,6 +62,7 @@ export class Gallery {
 
   async loadPage(replace = false) {
     const generation = this.generation;
+    const shown = this.filter.value;
     let page;
     try {
       page = await api("GET", this.query());
@@ -74,6 +75,7 @@ export class Gallery {
     const cards = items.map((record) => this.card(record));
     if (replace) this.list.replaceChildren(...cards);
     else this.list.append(...cards);
+    this.list.dataset.filter = shown; // which filter the cards on show answer
     this.offset += items.length;
     this.more.hidden = this.offset >= (page.total ?? 0);
     this.empty.hidden = this.list.children.length > 0;
