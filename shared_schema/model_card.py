@@ -9,7 +9,7 @@ from typing import overload
 
 from shared_schema.errors import SchemaError, join_path, optional, require
 
-CARD_FORMAT_VERSION = "1.1"  # 1.1: temperature, confidence_threshold, review_threshold
+CARD_FORMAT_VERSION = "1.2"  # 1.1: temperature, thresholds; 1.2: task, extra_outputs, anomaly
 METADATA_KEY = "rdk.model_card"
 CHANNELS = ("rgb", "rgbd")
 RESIZE_METHODS = ("stretch", "letterbox")
@@ -18,6 +18,7 @@ ORIENTATIONS = ("none", "landscape")
 COLOUR_ORDERS = ("rgb", "bgr")
 DEPTH_MODES = ("median_relative", "absolute")
 PRECISIONS = ("fp32", "int8")
+TASKS = ("classify", "anomaly")
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,11 @@ class ModelCard:
     ``review_threshold`` (below it a frame goes to the review queue) are the trainer's
     recommendations from the validation split, in calibrated probability; ``None`` when the
     trainer recommends none (an older card, or no threshold reached the precision target).
+
+    ``task`` is ``classify`` (``output_name`` gives one score per label) or ``anomaly`` (trained on
+    the non-defect labels only; ``anomaly`` holds its score normalisation and threshold).
+    ``extra_outputs`` names further graph outputs by role, e.g. ``{"cam": "cam"}`` for class
+    activation maps or ``{"anomaly_map": "anomaly_map"}``; a reader ignores roles it does not know.
     """
 
     labels: tuple[str, ...]
@@ -146,9 +152,19 @@ class ModelCard:
     provenance: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     label_schema: dict | None = None
+    task: str = "classify"
+    extra_outputs: dict = field(default_factory=dict)
+    anomaly: dict | None = None
     card_version: str = CARD_FORMAT_VERSION
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise SchemaError("task", f"{self.task!r} is not one of {', '.join(TASKS)}")
+        for role, name in self.extra_outputs.items():
+            if not isinstance(name, str) or not name or name == self.output_name:
+                raise SchemaError(f"extra_outputs.{role}", "must name a graph output other than output_name")
+        if self.task == "anomaly" and self.anomaly is None:
+            raise SchemaError("anomaly", "an anomaly model needs its score normalisation and threshold")
         if len(self.labels) < 2:
             raise SchemaError("labels", "a model needs at least two output labels")
         if len(set(self.labels)) != len(self.labels):
@@ -187,7 +203,11 @@ class ModelCard:
             "created_at": self.created_at,
             "provenance": self.provenance,
             "metrics": self.metrics,
+            "task": self.task,
+            "extra_outputs": self.extra_outputs,
         }
+        if self.anomaly is not None:
+            out["anomaly"] = self.anomaly
         if self.label_schema is not None:
             out["label_schema"] = self.label_schema
         return out
@@ -222,6 +242,9 @@ class ModelCard:
             provenance=optional(data, "provenance", dict, "", {}),
             metrics=optional(data, "metrics", dict, "", {}),
             label_schema=optional(data, "label_schema", dict, ""),
+            task=optional(data, "task", str, "", "classify"),
+            extra_outputs=optional(data, "extra_outputs", dict, "", {}),
+            anomaly=optional(data, "anomaly", dict, ""),
             card_version=version,
         )
 
