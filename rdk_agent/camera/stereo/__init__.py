@@ -1,0 +1,1 @@
+"""Stereo depth: calibration, rectification, matching and the pair providers behind the ``stereo:`` source."""
