@@ -12,7 +12,7 @@ from shared_schema.errors import SchemaError, join_path, optional, require
 from shared_schema.labels import LabelSchema
 
 FORMAT_NAME = "rdk-weld-dataset"
-FORMAT_VERSION = "1.1"  # 1.1: optional per-sample "group"
+FORMAT_VERSION = "1.2"  # 1.1: optional per-sample "group"; 1.2: optional per-sample "golden"
 SUPPORTED_MAJOR = 1
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -68,6 +68,7 @@ class SampleRecord:
 
     ``group`` names the part, weld or run the capture belongs to; samples of one group always land
     in the same split (see :mod:`shared_schema.split`). None: the sample is its own group.
+    ``golden``: the sample belongs to the frozen evaluation set; a trainer tests on it and never trains on it.
     """
 
     id: str
@@ -79,13 +80,14 @@ class SampleRecord:
     depth: FileRef | None = None
     meta: dict = field(default_factory=dict)
     group: str | None = None
+    golden: bool = False
 
     def files(self) -> list[FileRef]:
         """The sample's files, rgb first."""
         return [self.rgb] + ([self.depth] if self.depth else [])
 
     def to_dict(self) -> dict:
-        """Return the JSON form (``group`` only when set)."""
+        """Return the JSON form (``group`` only when set, ``golden`` only when true)."""
         files = {"rgb": self.rgb.to_dict()}
         if self.depth is not None:
             files["depth"] = self.depth.to_dict()
@@ -100,6 +102,8 @@ class SampleRecord:
         }
         if self.group is not None:
             out["group"] = self.group
+        if self.golden:
+            out["golden"] = True
         return out
 
     @classmethod
@@ -127,6 +131,7 @@ class SampleRecord:
             depth=FileRef.from_dict(depth_raw, join_path(files_at, "depth")) if depth_raw else None,
             meta=optional(data, "meta", dict, where, default={}),
             group=None if group is None else check_group(group, join_path(where, "group")),
+            golden=optional(data, "golden", bool, where, default=False),
         )
 
 

@@ -5,6 +5,9 @@ tell which of its captures will be test data (a frozen evaluation set needs exac
 is the unit that must not straddle splits (the frames of one part, weld or production run); a
 sample without a group is its own group. The answer depends on the key, the fractions and the
 seed only, so adding samples never moves an existing one.
+
+The agent marks a capture golden (the frozen evaluation set) when :func:`is_test_group` holds for its
+group with the default fractions, so the golden set is the test side of the trainer's default split.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import hashlib
 
 SPLITS = ("train", "val", "test")
+DEFAULT_VAL_FRACTION = 0.15  # the trainer's data.val_fraction default
+DEFAULT_TEST_FRACTION = 0.15  # the trainer's data.test_fraction default; also the agent's golden share
 
 
 def check_fractions(val_fraction: float, test_fraction: float) -> None:
@@ -33,3 +38,9 @@ def split_of(group_key: str, val_fraction: float, test_fraction: float, seed: st
     if u < test_fraction:
         return "test"
     return "val" if u < test_fraction + val_fraction else "train"
+
+
+def is_test_group(group_key: str, test_fraction: float = DEFAULT_TEST_FRACTION, seed: str = "") -> bool:
+    """True when :func:`split_of` puts ``group_key`` in test (whatever the val fraction)."""
+    check_fractions(0.0, test_fraction)
+    return unit_hash(group_key, seed) < test_fraction

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from rdk_agent.storage.audit import Actor, AuditEntry
+from rdk_agent.storage.golden import GoldenSample
 from rdk_agent.storage.groups import InvalidGroup
 from rdk_agent.storage.index import CaptureRecord
 from rdk_agent.storage.store import (
@@ -13,9 +15,12 @@ from rdk_agent.storage.store import (
 )
 
 __all__ = [
+    "Actor",
+    "AuditEntry",
     "CaptureNotFound",
     "CaptureRecord",
     "CaptureStore",
+    "GoldenSample",
     "InsufficientStorage",
     "InvalidGroup",
     "StoreLocked",

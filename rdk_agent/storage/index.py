@@ -6,7 +6,10 @@ most, so the extra fsync costs nothing that matters. Writes are serialised by a 
 concurrently from each server thread's own connection.
 
 Schema version 2 added ``group_key`` (the part, weld or run a capture belongs to; the dataset
-manifest's ``group``). An index of version 1 gains the column on open and keeps every row.
+manifest's ``group``). Version 3 added ``golden`` (the capture belongs to the frozen evaluation set)
+and the ``golden_audit`` table (who changed a golden sample's label or a capture's golden flag, when,
+from what to what). An older index gains the columns and tables on open, in one transaction, and
+keeps every row; its captures are marked golden by the stable group split (:func:`is_golden_group`).
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rdk_agent.storage.audit import AUDIT_COLUMNS, AUDIT_DDL, SYSTEM, Actor, AuditEntry, flag_text, record
 from shared_schema import FileRef, SampleRecord
+from shared_schema.split import is_test_group
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _DDL = """
 CREATE TABLE IF NOT EXISTS samples (
     id TEXT PRIMARY KEY,
@@ -37,7 +42,8 @@ CREATE TABLE IF NOT EXISTS samples (
     depth_sha256 TEXT,
     depth_bytes INTEGER,
     meta TEXT NOT NULL DEFAULT '{}',
-    group_key TEXT
+    group_key TEXT,
+    golden INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS samples_label ON samples(label, id);
 CREATE INDEX IF NOT EXISTS samples_rgb_sha ON samples(rgb_sha256);
@@ -46,8 +52,13 @@ CREATE TABLE IF NOT EXISTS agent_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL
 """
 _COLUMNS = (
     "id, label, captured_at, width, height, source, rgb_path, rgb_sha256, rgb_bytes, "
-    "depth_path, depth_sha256, depth_bytes, meta, group_key"
+    "depth_path, depth_sha256, depth_bytes, meta, group_key, golden"
 )
+
+
+def is_golden_group(group: str | None, sample_id: str) -> bool:
+    """The default golden flag: the capture's group (its own id when it has none) is on the split's test side."""
+    return is_test_group(group if group else sample_id)
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,7 @@ class CaptureRecord:
     depth: FileRef | None = None
     meta: dict = field(default_factory=dict)
     group: str | None = None
+    golden: bool = False
 
     def files(self) -> list[FileRef]:
         """rgb then depth."""
@@ -80,7 +92,16 @@ class CaptureRecord:
             raise ValueError(f"capture {self.id} is unlabelled")
         meta = dict(self.meta, source=self.source)
         return SampleRecord(
-            self.id, self.label, self.captured_at, self.width, self.height, self.rgb, self.depth, meta, self.group
+            self.id,
+            self.label,
+            self.captured_at,
+            self.width,
+            self.height,
+            self.rgb,
+            self.depth,
+            meta,
+            self.group,
+            self.golden,
         )
 
     def to_dict(self) -> dict:
@@ -96,6 +117,7 @@ class CaptureRecord:
             "height": self.height,
             "source": self.source,
             "group": self.group,
+            "golden": self.golden,
             "files": files,
             "meta": self.meta,
         }
@@ -104,17 +126,30 @@ class CaptureRecord:
 def _record(row: tuple) -> CaptureRecord:
     depth = FileRef(row[9], row[10], row[11]) if row[9] else None
     rgb = FileRef(row[6], row[7], row[8])
-    return CaptureRecord(row[0], row[1], row[2], row[3], row[4], row[5], rgb, depth, json.loads(row[12]), row[13])
+    return CaptureRecord(
+        row[0], row[1], row[2], row[3], row[4], row[5], rgb, depth, json.loads(row[12]), row[13], bool(row[14])
+    )
 
 
 def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring an index of an older schema version up to :data:`SCHEMA_VERSION`, rows kept, in one transaction."""
+    """Bring an index of an older schema version up to :data:`SCHEMA_VERSION`, rows kept, in one transaction.
+
+    A crash part-way rolls the whole step back (SQLite's journal), so the next open starts it again.
+    """
     conn.execute("BEGIN IMMEDIATE")
     try:
         columns = {row[1] for row in conn.execute("PRAGMA table_info(samples)")}
         if "group_key" not in columns:
             conn.execute("ALTER TABLE samples ADD COLUMN group_key TEXT")
+        if "golden" not in columns:
+            conn.execute("ALTER TABLE samples ADD COLUMN golden INTEGER NOT NULL DEFAULT 0")
+            rows = conn.execute("SELECT id, group_key FROM samples").fetchall()
+            golden = [(sample_id,) for sample_id, group in rows if is_golden_group(group, sample_id)]
+            conn.executemany("UPDATE samples SET golden = 1 WHERE id = ?", golden)
         conn.execute("CREATE INDEX IF NOT EXISTS samples_group ON samples(group_key, id)")
+        conn.execute("CREATE INDEX IF NOT EXISTS samples_golden ON samples(golden, id)")
+        conn.execute(AUDIT_DDL)
+        conn.execute("CREATE INDEX IF NOT EXISTS golden_audit_sample ON golden_audit(sample_id, seq)")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -203,12 +238,12 @@ class SampleIndex:
         depth = rec.depth
         with self.transaction() as conn:
             conn.execute(
-                f"INSERT INTO samples ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO samples ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     rec.id, rec.label, rec.captured_at, rec.width, rec.height, rec.source,
                     rec.rgb.path, rec.rgb.sha256, rec.rgb.bytes,
                     depth.path if depth else None, depth.sha256 if depth else None, depth.bytes if depth else None,
-                    json.dumps(rec.meta, separators=(",", ":")), rec.group,
+                    json.dumps(rec.meta, separators=(",", ":")), rec.group, int(rec.golden),
                 ),
             )  # fmt: skip
 
@@ -217,30 +252,86 @@ class SampleIndex:
         row = self._connection().execute(f"SELECT {_COLUMNS} FROM samples WHERE id = ?", (sample_id,)).fetchone()
         return _record(row) if row else None
 
-    def set_label(self, sample_id: str, label: str | None) -> bool:
-        """Relabel; False if the id is unknown."""
+    def set_label(self, sample_id: str, label: str | None, actor: Actor = SYSTEM) -> bool:
+        """Relabel; False if the id is unknown. A golden capture's change is audited in the same transaction."""
         with self.transaction() as conn:
-            return conn.execute("UPDATE samples SET label = ? WHERE id = ?", (label, sample_id)).rowcount == 1
+            row = conn.execute("SELECT label, golden FROM samples WHERE id = ?", (sample_id,)).fetchone()
+            if row is None:
+                return False
+            conn.execute("UPDATE samples SET label = ? WHERE id = ?", (label, sample_id))
+            if row[1] and row[0] != label:
+                record(conn, sample_id, "label", row[0], label, actor)
+            return True
 
     def set_group(self, sample_id: str, group: str | None) -> bool:
-        """Change a capture's group (None: no group); False if the id is unknown."""
+        """Change a capture's group (None: no group); False if the id is unknown. The golden flag stays."""
         with self.transaction() as conn:
             return conn.execute("UPDATE samples SET group_key = ? WHERE id = ?", (group, sample_id)).rowcount == 1
 
-    def delete(self, sample_id: str) -> bool:
-        """Remove a row; False if the id is unknown."""
+    def set_golden(self, sample_id: str, golden: bool, actor: Actor = SYSTEM) -> bool:
+        """Put a capture in the golden set or take it out (audited when it changes); False if the id is unknown."""
         with self.transaction() as conn:
-            return conn.execute("DELETE FROM samples WHERE id = ?", (sample_id,)).rowcount == 1
+            row = conn.execute("SELECT golden FROM samples WHERE id = ?", (sample_id,)).fetchone()
+            if row is None:
+                return False
+            if bool(row[0]) != golden:
+                conn.execute("UPDATE samples SET golden = ? WHERE id = ?", (int(golden), sample_id))
+                record(conn, sample_id, "golden", flag_text(bool(row[0])), flag_text(golden), actor)
+            return True
+
+    def set_group_golden(self, group: str, golden: bool, actor: Actor = SYSTEM) -> tuple[int, int]:
+        """Set the golden flag of every capture of ``group``, audited per capture: (captures, changed)."""
+        with self.transaction() as conn:
+            rows = conn.execute("SELECT id, golden FROM samples WHERE group_key = ?", (group,)).fetchall()
+            changed = [sample_id for sample_id, flag in rows if bool(flag) != golden]
+            conn.executemany("UPDATE samples SET golden = ? WHERE id = ?", [(int(golden), i) for i in changed])
+            for sample_id in changed:
+                record(conn, sample_id, "golden", flag_text(not golden), flag_text(golden), actor)
+            return len(rows), len(changed)
+
+    def delete(self, sample_id: str, actor: Actor = SYSTEM) -> bool:
+        """Remove a row; False if the id is unknown. Deleting a golden capture is audited."""
+        with self.transaction() as conn:
+            row = conn.execute("SELECT label, golden FROM samples WHERE id = ?", (sample_id,)).fetchone()
+            if row is None:
+                return False
+            conn.execute("DELETE FROM samples WHERE id = ?", (sample_id,))
+            if row[1]:
+                record(conn, sample_id, "deleted", row[0], None, actor)
+            return True
+
+    def audit(self, sample_id: str | None = None, limit: int = 500) -> list[AuditEntry]:
+        """Golden-set changes, newest first: of one capture, or of all."""
+        where, args = ("WHERE sample_id = ?", (sample_id,)) if sample_id is not None else ("", ())
+        rows = self._connection().execute(
+            f"SELECT {AUDIT_COLUMNS} FROM golden_audit {where} ORDER BY seq DESC LIMIT ?", (*args, limit)
+        )
+        return [AuditEntry(*row) for row in rows]
+
+    def golden(self) -> list[CaptureRecord]:
+        """The labelled golden captures, oldest first, read in one statement."""
+        rows = (
+            self._connection()
+            .execute(f"SELECT {_COLUMNS} FROM samples WHERE golden = 1 AND label IS NOT NULL ORDER BY id")
+            .fetchall()
+        )
+        return [_record(r) for r in rows]
+
+    def golden_counts(self) -> dict[str | None, int]:
+        """Golden captures per label (None = unlabelled)."""
+        rows = self._connection().execute("SELECT label, COUNT(*) FROM samples WHERE golden = 1 GROUP BY label")
+        return dict(rows.fetchall())
 
     def page(
         self,
         label: str | None = None,
         unlabelled: bool = False,
         group: str | None = None,
+        golden: bool | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[list[CaptureRecord], int]:
-        """Newest first; filtered by label or to unlabelled captures, and by group; with the total count."""
+        """Newest first; filtered by label or to unlabelled captures, by group and golden flag; with the total."""
         conditions: list[str] = []
         args: tuple = ()
         if unlabelled:
@@ -251,6 +342,9 @@ class SampleIndex:
         if group is not None:
             conditions.append("group_key = ?")
             args += (group,)
+        if golden is not None:
+            conditions.append("golden = ?")
+            args += (int(golden),)
         where = "WHERE " + " AND ".join(conditions) if conditions else ""
         conn = self._connection()
         total = conn.execute(f"SELECT COUNT(*) FROM samples {where}", args).fetchone()[0]

@@ -37,10 +37,12 @@ import cv2
 import numpy as np
 
 from rdk_agent.durable import atomic_write, fsync_dir, write_durable
+from rdk_agent.storage.audit import SYSTEM, Actor, AuditEntry
 from rdk_agent.storage.files import remove_tree
-from rdk_agent.storage.groups import CurrentGroup, clean_group
+from rdk_agent.storage.golden import GoldenSample, signature
+from rdk_agent.storage.groups import CurrentGroup, InvalidGroup, clean_group
 from rdk_agent.storage.images import encode_png, thumbnail_jpeg
-from rdk_agent.storage.index import CaptureRecord, SampleIndex
+from rdk_agent.storage.index import CaptureRecord, SampleIndex, is_golden_group
 from rdk_agent.storage.reconcile import IntegrityReport, reconcile
 from shared_schema import FileRef, LabelSchema
 from shared_schema.manifest import SAMPLE_ID_RE
@@ -124,6 +126,7 @@ class CaptureStore:
         """Store one capture durably and index it; the record is committed when this returns.
 
         ``group``: None gives the capture the current group, an empty string stores it without one.
+        The capture is golden when its group falls on the test side of the stable split.
         """
         label = self.check_label(label)
         group = self.current_group.get() if group is None else clean_group(group)
@@ -147,6 +150,7 @@ class CaptureStore:
             depth=refs.get("depth.png"),
             meta=json.loads(json.dumps(meta or {}, default=_jsonable)),
             group=group,
+            golden=is_golden_group(group, sample_id),
         )
         stage, final = self.staging_dir / sample_id, self.samples_dir / sample_id
         try:
@@ -180,12 +184,47 @@ class CaptureStore:
                 "export and delete captures or free disk space",
             )
 
-    def relabel(self, sample_id: str, label: str | None) -> CaptureRecord:
-        """Change a capture's label (None puts it back in the review queue)."""
+    def relabel(self, sample_id: str, label: str | None, actor: Actor = SYSTEM) -> CaptureRecord:
+        """Change a capture's label (None puts it back in the review queue); audited for a golden capture."""
         label = self.check_label(label)
-        if not self.index.set_label(self.check_id(sample_id), label):
+        if not self.index.set_label(self.check_id(sample_id), label, actor):
             raise CaptureNotFound(sample_id)
         return self.get(sample_id)
+
+    def set_golden(self, sample_id: str, golden: bool, actor: Actor = SYSTEM) -> CaptureRecord:
+        """Put a capture in the golden set or take it out (audited)."""
+        if not self.index.set_golden(self.check_id(sample_id), golden, actor):
+            raise CaptureNotFound(sample_id)
+        return self.get(sample_id)
+
+    def set_group_golden(self, group: str, golden: bool, actor: Actor = SYSTEM) -> tuple[int, int]:
+        """Set the golden flag of every capture of ``group`` (audited): (captures in the group, changed)."""
+        key = clean_group(group)
+        if key is None:
+            raise InvalidGroup("name a group: 1 to 64 printable characters")
+        return self.index.set_group_golden(key, golden, actor)
+
+    def golden_samples(self) -> list[GoldenSample]:
+        """The labelled, intact golden captures whose labels are in the schema, oldest first."""
+        return [
+            GoldenSample(
+                rec.id,
+                rec.label,
+                self.path_of(rec.rgb.path),
+                self.path_of(rec.depth.path) if rec.depth else None,
+                rec.group,
+            )
+            for rec in self.index.golden()
+            if rec.label is not None and rec.label in self.schema and self.integrity.problem(rec.id) is None
+        ]
+
+    def golden_signature(self) -> str:
+        """A digest of :meth:`golden_samples`' (id, label) pairs: changes whenever the golden set or a label does."""
+        return signature(self.golden_samples())
+
+    def golden_audit(self, sample_id: str | None = None, limit: int = 500) -> list[AuditEntry]:
+        """Recorded golden-set changes, newest first: of one capture or of all."""
+        return self.index.audit(sample_id, limit)
 
     def regroup(self, sample_id: str, group: str | None) -> CaptureRecord:
         """Change a capture's group (None or an empty string: no group)."""
@@ -194,8 +233,11 @@ class CaptureStore:
             raise CaptureNotFound(sample_id)
         return self.get(sample_id)
 
-    def delete(self, sample_id: str) -> None:
-        """Remove a capture: files to trash, then the row; a crash in between is undone at start-up."""
+    def delete(self, sample_id: str, actor: Actor = SYSTEM) -> None:
+        """Remove a capture: files to trash, then the row; a crash in between is undone at start-up.
+
+        Deleting a golden capture is audited.
+        """
         self.check_id(sample_id)
         with self._delete_lock:
             if self.index.get(sample_id) is None:
@@ -205,16 +247,16 @@ class CaptureStore:
                 os.replace(src, trashed)
                 fsync_dir(self.samples_dir)
             try:
-                self.index.delete(sample_id)
+                self.index.delete(sample_id, actor)
             except sqlite3.OperationalError as exc:
                 if not _disk_full(exc):
                     raise
-                self._delete_on_full_disk(sample_id, trashed)
+                self._delete_on_full_disk(sample_id, trashed, actor)
             self.integrity.forget(sample_id)
             (self.thumbs_dir / f"{sample_id}.jpg").unlink(missing_ok=True)
         self._empty_trash_if_idle()
 
-    def _delete_on_full_disk(self, sample_id: str, trashed: Path) -> None:
+    def _delete_on_full_disk(self, sample_id: str, trashed: Path, actor: Actor) -> None:
         """The row delete could not be committed for lack of space: free the sample's files, then commit.
 
         A crash in between leaves a row whose files are missing, reported at the next start (never
@@ -229,7 +271,7 @@ class CaptureStore:
                 os.replace(trashed, self.samples_dir / sample_id)
             raise InsufficientStorage(errno.ENOSPC, "disk full: retry the delete when the running export ends")
         try:
-            self.index.delete(sample_id)
+            self.index.delete(sample_id, actor)
         except sqlite3.OperationalError as exc:
             if not _disk_full(exc):
                 raise
@@ -296,8 +338,10 @@ class CaptureStore:
                 yield rec
 
     def stats(self, target: int) -> dict:
-        """Counts per label against ``target``, unlabelled count, bytes, problems."""
+        """Counts per label against ``target``, unlabelled count, bytes, problems, golden captures per label."""
         counts, total_bytes = self.index.counts()
+        golden = self.index.golden_counts()
+        golden_labels = {name: golden.get(name, 0) for name in self.schema.names}
         labels = [
             {"name": n, "count": counts.get(n, 0), "target": target, "missing": max(0, target - counts.get(n, 0))}
             for n in self.schema.names
@@ -312,6 +356,11 @@ class CaptureStore:
             "total": sum(counts.values()),
             "total_bytes": total_bytes,
             "problems": len(self.integrity.missing) + len(self.integrity.mismatched),
+            "golden": {
+                "labels": golden_labels,
+                "labelled": sum(golden_labels.values()),
+                "unlabelled": golden.get(None, 0),
+            },
         }
 
     def storage_status(self) -> dict:

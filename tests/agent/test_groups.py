@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
+from rdk_agent.storage.index import SCHEMA_VERSION
 from tests.agent_app import AgentApp, multipart
 
 
@@ -145,6 +146,6 @@ def test_an_index_from_before_groups_migrates_and_keeps_its_rows(agent):
     assert set(_listed(agent, group="run-5")) == {new["id"], old[0]["id"]}
     agent.stop()
     conn = sqlite3.connect(agent.data_dir / "index.sqlite3")
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert conn.execute("SELECT COUNT(*) FROM samples").fetchone()[0] == 4
     conn.close()
