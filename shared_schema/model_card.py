@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import overload
 
+from shared_schema.anomaly import validate_anomaly
 from shared_schema.errors import SchemaError, join_path, optional, require
 
 CARD_FORMAT_VERSION = "1.2"  # 1.1: temperature, thresholds; 1.2: task, extra_outputs, anomaly
@@ -163,8 +164,8 @@ class ModelCard:
         for role, name in self.extra_outputs.items():
             if not isinstance(name, str) or not name or name == self.output_name:
                 raise SchemaError(f"extra_outputs.{role}", "must name a graph output other than output_name")
-        if self.task == "anomaly" and self.anomaly is None:
-            raise SchemaError("anomaly", "an anomaly model needs its score normalisation and threshold")
+        if self.task == "anomaly":
+            validate_anomaly(self.anomaly, self.labels)
         if len(self.labels) < 2:
             raise SchemaError("labels", "a model needs at least two output labels")
         if len(set(self.labels)) != len(self.labels):
