@@ -63,6 +63,7 @@ def dataset_from_manifest(manifest: DatasetManifest, cache: ObjectCache, source:
             depth_path=cache.path(s.depth) if s.depth else None,
             meta=s.meta,
             group_key=s.group,
+            golden=s.golden,
         )
         for s in manifest.samples
     )

@@ -14,7 +14,10 @@ class DataError(RuntimeError):
 
 @dataclass(frozen=True)
 class Sample:
-    """One labelled image on local disk, with optional depth, group key and free metadata."""
+    """One labelled image on local disk, with optional depth, group key and free metadata.
+
+    ``golden``: part of the station's frozen evaluation set; always tested on, never trained on.
+    """
 
     id: str
     label: str
@@ -22,6 +25,7 @@ class Sample:
     depth_path: Path | None = None
     meta: dict = field(default_factory=dict, compare=False)
     group_key: str | None = None  # the manifest's ``group`` or the folder source's run subfolder
+    golden: bool = False
 
     @property
     def group(self) -> str:
@@ -69,8 +73,10 @@ def merge(datasets: list[LocalDataset]) -> LocalDataset:
         return first
     samples: dict[Path, Sample] = {}
     for ds in datasets:
-        for sample in ds.samples:
-            samples.setdefault(sample.rgb_path, sample)  # the same image exported twice counts once
+        for sample in ds.samples:  # the same image exported twice counts once, golden if either copy is
+            kept = samples.get(sample.rgb_path)
+            if kept is None or (sample.golden and not kept.golden):
+                samples[sample.rgb_path] = sample
     return LocalDataset(
         schema=first.schema,
         samples=tuple(samples.values()),

@@ -5,13 +5,17 @@ maps to u in [0, 1); u < test → test, u < test + val → val, else train), the
 uses too. Adding samples never moves existing ones, and nothing is ever moved to fill a split: a
 class whose groups all hash away from val or test gets a warning saying so and how many more
 groups it will take, recorded in the split (and so in metrics.json and the report).
+
+Golden samples (the station's frozen evaluation set) always go to test, whatever their group's hash,
+and so does every other sample of a group holding one: a group never straddles splits, so nothing
+the model is trained or validated on shares a part, weld or run with a golden sample.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections import defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -53,10 +57,11 @@ class Split:
         return {label: {name: len(keys) for name, keys in per.items()} for label, per in out.items()}
 
     def summary(self, labels: list[str]) -> dict:
-        """The split's groups for metrics.json: counts and names per split, groups per class, warnings."""
+        """The split's groups for metrics.json: counts and names per split, groups per class, golden, warnings."""
         return {
             "groups": {name: {"count": len(keys), "names": keys} for name, keys in self.groups().items()},
             "per_class": self.class_groups(labels),
+            "golden": sum(s.golden for s in self.test),
             "warnings": list(self.warnings),
         }
 
@@ -89,6 +94,30 @@ def missing_splits_message(label: str, group_count: int, missing: list[str], fra
     )
 
 
+def _check_class_sizes(samples: tuple[Sample, ...] | list[Sample], labels: list[str], min_per_class: int) -> None:
+    """DataError naming the first class with fewer than ``min_per_class`` samples."""
+    counts = Counter(sample.label for sample in samples)
+    for label in labels:
+        if counts[label] < min_per_class:
+            raise DataError(
+                f"class {label!r} has {counts[label]} sample(s); at least {min_per_class} are needed to train and "
+                f"evaluate it (collect more, or drop the class from the label schema)"
+            )
+
+
+def _golden_groups_to_test(parts: dict[str, list[Sample]]) -> int:
+    """Move every sample of a group holding a golden sample into test; returns how many non-golden ones moved."""
+    golden_groups = {sample.group for part in parts.values() for sample in part if sample.golden}
+    moved = 0
+    for name in ("train", "val"):
+        leaving = [sample for sample in parts[name] if sample.group in golden_groups]
+        if leaving:
+            parts[name] = [sample for sample in parts[name] if sample.group not in golden_groups]
+            parts["test"].extend(leaving)
+            moved += sum(not sample.golden for sample in leaving)
+    return moved
+
+
 def split_samples(
     samples: tuple[Sample, ...] | list[Sample],
     labels: list[str],
@@ -97,7 +126,8 @@ def split_samples(
     min_per_class: int = 5,
     seed: str = "",
 ) -> Split:
-    """Split by group key (see the module docstring); warn where a class misses a split.
+    """Split by group key, golden samples and their groups to test (see the module docstring); warn where a
+    class misses a split.
 
     Raises DataError naming the class and its count when a class has fewer than ``min_per_class``
     samples (it could not be trained and evaluated).
@@ -106,22 +136,22 @@ def split_samples(
         check_fractions(val_fraction, test_fraction)
     except ValueError as exc:
         raise DataError(str(exc)) from None
-    by_label: dict[str, list[Sample]] = defaultdict(list)
-    for sample in samples:
-        by_label[sample.label].append(sample)
-    for label in labels:
-        count = len(by_label.get(label, []))
-        if count < min_per_class:
-            raise DataError(
-                f"class {label!r} has {count} sample(s); at least {min_per_class} are needed to train and "
-                f"evaluate it (collect more, or drop the class from the label schema)"
-            )
+    _check_class_sizes(samples, labels, min_per_class)
+    order = {label: i for i, label in enumerate(labels)}
     parts: dict[str, list[Sample]] = {name: [] for name in SPLITS}
-    for sample in sorted(samples, key=lambda s: (labels.index(s.label), s.id)):
+    for sample in samples:
         parts[split_of(sample.group, val_fraction, test_fraction, seed)].append(sample)
+    pulled = _golden_groups_to_test(parts)
+    for part in parts.values():
+        part.sort(key=lambda s: (order[s.label], s.id))
     split = Split(train=tuple(parts["train"]), val=tuple(parts["val"]), test=tuple(parts["test"]))
     fractions = {"train": 1.0 - val_fraction - test_fraction, "val": val_fraction, "test": test_fraction}
     warnings = []
+    if pulled:
+        warnings.append(
+            f"{pulled} sample(s) that are not golden go to test because their group holds a golden sample "
+            "(a group never straddles splits); take the group out of the golden set on the agent to train on them"
+        )
     for label, per_split in split.class_groups(labels).items():
         missing = [name for name in ("test", "val", "train") if fractions[name] > 0 and per_split[name] == 0]
         if missing:
@@ -140,6 +170,8 @@ def report_lines(summary: dict, sizes: dict[str, dict[str, int]], shown: int = 2
         rest = groups["count"] - min(shown, groups["count"])
         more = f" and {rest} more (all in metrics.json)" if rest else ""
         lines.append(f"- {name}: {groups['count']} group(s), {sizes[name]['total']} sample(s): {names}{more}")
+    if summary.get("golden"):
+        lines.append(f"- golden: {summary['golden']} sample(s) of the station's frozen evaluation set, all in test")
     lines += ["", "| class | train groups | val groups | test groups |", "|---|---|---|---|"]
     for label, per in summary["per_class"].items():
         lines.append(f"| {label} | {per['train']} | {per['val']} | {per['test']} |")

@@ -7,8 +7,15 @@ review queue (``GET /captures?unlabelled=1``) and stays out of exports until lab
 
 ``group`` (JSON or multipart) names the part, weld or batch the capture shows. A capture that does
 not name one gets the station's current group (``GET``/``PUT /current-group``); ``null`` or an
-empty string stores it without a group. ``PATCH`` changes ``label``, ``group`` or both, and
-``GET /captures?group=`` lists one group's captures.
+empty string stores it without a group. ``PATCH`` changes ``label``, ``group``, ``golden`` or
+several, and ``GET /captures?group=`` lists one group's captures.
+
+Golden set (see :mod:`rdk_agent.storage.golden`): each capture carries ``golden``; ``GET
+/captures?golden=1|0`` filters by it; ``PATCH /captures/<id> {"golden": bool}`` and ``PATCH
+/groups/<group> {"golden": bool}`` set it per capture or per group. ``GET /captures/<id>`` and
+``GET /captures/<id>/history`` show the capture's audit trail (label changes while golden, golden
+flag changes: who, from where, when, old and new); ``GET /golden`` gives the set's size per label
+and signature, ``GET /golden/history`` the latest changes of the whole set.
 """
 
 from __future__ import annotations
@@ -18,12 +25,16 @@ from flask import Blueprint, Response, jsonify, request, send_file, url_for
 from rdk_agent.api import API_PREFIX, int_arg, json_object, multipart_frame, services
 from rdk_agent.api.meta import parse_meta
 from rdk_agent.errors import ApiError
+from rdk_agent.storage.audit import Actor
+from rdk_agent.storage.golden import signature
 from rdk_agent.storage.groups import clean_group
 from rdk_agent.storage.index import CaptureRecord
 
 bp = Blueprint("captures", __name__, url_prefix=API_PREFIX)
 MAX_LIMIT = 500
 MAX_OFFSET = 2**31
+MAX_HISTORY = 1000
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
 
 
 def _json(rec: CaptureRecord) -> dict:
@@ -37,6 +48,29 @@ def _json(rec: CaptureRecord) -> dict:
     if rec.depth:
         out["urls"]["depth"] = url_for("captures.depth", sample_id=rec.id)
     return out
+
+
+def _actor() -> Actor:
+    """Who sends this request, as far as the agent can tell: how they authenticated, and from where."""
+    how = "bearer token" if request.headers.get("Authorization") else "page session"
+    return Actor(how, request.remote_addr)
+
+
+def _golden_value(value: object) -> bool:
+    """A JSON ``golden`` field: true or false only."""
+    if not isinstance(value, bool):
+        raise ApiError(400, "bad_field", f"golden must be true or false, got {str(value)[:40]!r}")
+    return value
+
+
+def _golden_arg() -> bool | None:
+    """``?golden=1|0`` (true/false, yes/no); None when absent."""
+    raw = request.args.get("golden", "")
+    if raw == "":
+        return None
+    if raw.lower() in _TRUE + _FALSE:
+        return raw.lower() in _TRUE
+    raise ApiError(400, "bad_parameter", f"golden must be 1 or 0 (true or false), got {raw[:40]!r}")
 
 
 def _named_group(fields) -> str | None:
@@ -81,16 +115,19 @@ def _store_upload(svc) -> CaptureRecord:
 
 @bp.get("/captures")
 def list_captures():
-    """Newest first; ``label=``, ``unlabelled=1``, ``group=``, ``limit`` (≤ 500), ``offset``."""
+    """Newest first; ``label=``, ``unlabelled=1``, ``group=``, ``golden=1|0``, ``limit`` (≤ 500), ``offset``."""
     store = services().store
     label = request.args.get("label") or None
     if label is not None:
         store.check_label(label)
     group = clean_group(request.args.get("group"))
-    unlabelled = request.args.get("unlabelled", "").lower() in ("1", "true", "yes")
+    unlabelled = request.args.get("unlabelled", "").lower() in _TRUE
+    golden = _golden_arg()
     limit = int_arg("limit", 50, 1, MAX_LIMIT)
     offset = int_arg("offset", 0, 0, MAX_OFFSET)
-    items, total = store.page(label=label, unlabelled=unlabelled, group=group, limit=limit, offset=offset)
+    items, total = store.page(
+        label=label, unlabelled=unlabelled, group=group, golden=golden, limit=limit, offset=offset
+    )
     next_offset = offset + len(items) if offset + len(items) < total else None
     return jsonify(
         {
@@ -105,25 +142,85 @@ def list_captures():
 
 @bp.get("/captures/<sample_id>")
 def get_capture(sample_id: str):
-    """One capture's record."""
-    return jsonify(_json(services().store.get(sample_id)))
+    """One capture's record, with its golden-set audit trail under ``history`` (newest first)."""
+    store = services().store
+    out = _json(store.get(sample_id))
+    out["history"] = [entry.to_dict() for entry in store.golden_audit(sample_id, MAX_HISTORY)]
+    return jsonify(out)
+
+
+@bp.get("/captures/<sample_id>/history")
+def capture_history(sample_id: str):
+    """``{"id", "golden", "history"}``: the capture's golden-set changes, newest first."""
+    store = services().store
+    rec = store.get(sample_id)
+    history = [entry.to_dict() for entry in store.golden_audit(sample_id, MAX_HISTORY)]
+    return jsonify({"id": rec.id, "golden": rec.golden, "history": history})
 
 
 @bp.patch("/captures/<sample_id>")
 def relabel(sample_id: str):
-    """``{"label"?, "group"?}``: relabel (null returns it to the review queue), regroup (null: no group)."""
-    body = json_object({"label", "group"})
+    """``{"label"?, "group"?, "golden"?}``: relabel (null: back to the review queue), regroup (null: no group),
+    put in or take out of the golden set. Everything is checked before anything changes."""
+    body = json_object({"label", "group", "golden"})
     if not body:
-        raise ApiError(400, "missing_field", "send label, group or both")
+        raise ApiError(400, "missing_field", "send label, group, golden or several")
     store = services().store
-    store.check_label(body.get("label"))  # both checked before either changes
+    store.check_label(body.get("label"))
     clean_group(body.get("group"))
+    if "golden" in body:
+        _golden_value(body["golden"])
     rec = store.get(sample_id)
+    actor = _actor()
     if "label" in body:
-        rec = store.relabel(sample_id, body["label"])
+        rec = store.relabel(sample_id, body["label"], actor)
     if "group" in body:
         rec = store.regroup(sample_id, body["group"])
+    if "golden" in body:
+        rec = store.set_golden(sample_id, body["golden"], actor)
     return jsonify(_json(rec))
+
+
+@bp.patch("/groups/<path:group>")
+def set_group(group: str):
+    """``{"golden": bool}``: put every capture of the group in the golden set or take them out.
+
+    Answers ``{"group", "golden", "captures", "changed"}``; 404 when no capture has this group.
+    """
+    body = json_object({"golden"}, {"golden"})
+    golden = _golden_value(body["golden"])
+    key = clean_group(group)
+    if key is None:
+        raise ApiError(400, "invalid_group", "name a group")
+    captures, changed = services().store.set_group_golden(key, golden, _actor())
+    if captures == 0:
+        raise ApiError(404, "not_found", f"no capture has group {key[:80]!r}")
+    return jsonify({"group": key, "golden": golden, "captures": captures, "changed": changed})
+
+
+@bp.get("/golden")
+def golden_set():
+    """``{"signature", "count", "labels": {label: n}, "ids"}``: the labelled, intact golden captures."""
+    store = services().store
+    samples = store.golden_samples()
+    labels = {name: 0 for name in store.schema.names}
+    for sample in samples:
+        labels[sample.label] += 1
+    return jsonify(
+        {
+            "signature": signature(samples),
+            "count": len(samples),
+            "labels": labels,
+            "ids": [sample.id for sample in samples],
+        }
+    )
+
+
+@bp.get("/golden/history")
+def golden_history():
+    """``{"history"}``: the latest golden-set changes of every capture, newest first (``limit`` ≤ 1000)."""
+    limit = int_arg("limit", 200, 1, MAX_HISTORY)
+    return jsonify({"history": [entry.to_dict() for entry in services().store.golden_audit(None, limit)]})
 
 
 @bp.get("/current-group")
@@ -141,8 +238,8 @@ def set_current_group():
 
 @bp.delete("/captures/<sample_id>")
 def delete(sample_id: str):
-    """Remove a capture and its files."""
-    services().store.delete(sample_id)
+    """Remove a capture and its files (audited when it was golden)."""
+    services().store.delete(sample_id, _actor())
     return jsonify({"deleted": sample_id})
 
 
