@@ -1,8 +1,15 @@
-"""ONNX export with the model card in the metadata, and the PyTorch-vs-ONNX-Runtime parity gate."""
+"""ONNX export with the model card in the metadata, and the PyTorch-vs-ONNX-Runtime parity gate.
+
+A network with a global-pooling + linear head is exported with a second output, ``cam`` (class
+activation maps, N x K x h x w, see ``desktop_trainer.models.cam``), named in the card's
+``extra_outputs`` under the role ``cam``; the logits stay the first output. Any other head is exported
+with the logits only, and the card's provenance says why there is no map.
+"""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -11,19 +18,39 @@ import torch
 from torch import nn
 
 from desktop_trainer.evaluation import ort_logits, ort_session
+from desktop_trainer.models.cam import CamUnavailable, WithCam
 from shared_schema import METADATA_KEY, ModelCard
 
 OPSET = 17
+CAM_OUTPUT = "cam"
 
 
 class ParityError(RuntimeError):
     """The exported model does not reproduce PyTorch's outputs."""
 
 
-def export_onnx(model: nn.Module, card: ModelCard, path: str | Path) -> Path:
-    """Export ``model`` (eval mode, CPU, fp32) with a dynamic batch and embed ``card``."""
+def export_onnx(model: nn.Module, card: ModelCard, path: str | Path, cam: bool = True) -> Path:
+    """Export ``model`` (eval mode, CPU, fp32) with a dynamic batch and embed ``card``.
+
+    With ``cam`` and a pooling + linear head, the graph also outputs the class maps ``cam`` and the
+    embedded card names it (``extra_outputs["cam"]``); otherwise the card names no cam.
+    """
     path = Path(path)
     net = copy.deepcopy(model).cpu().float().eval()
+    extra = {role: name for role, name in card.extra_outputs.items() if role != "cam"}
+    provenance = {k: v for k, v in card.provenance.items() if k != "heatmap"}
+    outputs = [card.output_name]
+    if cam:
+        try:
+            net = WithCam(net).eval()
+            extra["cam"] = CAM_OUTPUT
+            outputs.append(CAM_OUTPUT)
+            provenance["heatmap"] = {"cam": CAM_OUTPUT, "layer": "last feature map"}
+        except CamUnavailable as exc:
+            provenance["heatmap"] = {"cam": None, "reason": str(exc)}
+    else:
+        provenance["heatmap"] = {"cam": None, "reason": "exported without class maps (cam=False)"}
+    card = dataclasses.replace(card, extra_outputs=extra, provenance=provenance)
     dummy = torch.zeros(2, card.input.num_channels, card.input.height, card.input.width)
     torch.onnx.export(
         net,
@@ -32,8 +59,8 @@ def export_onnx(model: nn.Module, card: ModelCard, path: str | Path) -> Path:
         dynamo=False,
         opset_version=OPSET,
         input_names=[card.input.tensor_name],
-        output_names=[card.output_name],
-        dynamic_axes={card.input.tensor_name: {0: "batch"}, card.output_name: {0: "batch"}},
+        output_names=outputs,
+        dynamic_axes={card.input.tensor_name: {0: "batch"}, **{name: {0: "batch"} for name in outputs}},
     )
     embed_card(path, card)
     return path
@@ -53,10 +80,15 @@ def embed_card(path: str | Path, card: ModelCard) -> None:
 
 @torch.no_grad()
 def check_parity(model: nn.Module, path: str | Path, batch: np.ndarray, atol: float = 1e-4) -> dict:
-    """Compare ORT and PyTorch logits on ``batch``; raise ParityError beyond ``atol`` or on any top-1 change."""
+    """Compare ORT and PyTorch logits on ``batch``; raise ParityError beyond ``atol`` or on any top-1 change.
+
+    A ``cam`` output is compared too, on up to 16 images, with ``atol`` scaled by the map's largest
+    magnitude (class maps are sums over h x w positions, so their values run larger than the logits).
+    """
     net = copy.deepcopy(model).cpu().float().eval()
+    session = ort_session(str(path), threads=2)
     torch_logits = np.concatenate([net(torch.from_numpy(batch[i : i + 64])).numpy() for i in range(0, len(batch), 64)])
-    onnx_logits = ort_logits(ort_session(str(path), threads=2), batch)
+    onnx_logits = ort_logits(session, batch)
     diff = float(np.abs(torch_logits - onnx_logits).max())
     top1_changes = int((torch_logits.argmax(1) != onnx_logits.argmax(1)).sum())
     report = {"images": len(batch), "max_abs_diff": diff, "atol": atol, "top1_mismatches": top1_changes}
@@ -65,4 +97,19 @@ def check_parity(model: nn.Module, path: str | Path, batch: np.ndarray, atol: fl
             f"ONNX export of {path} does not match PyTorch: max |Δlogit| {diff:.2e} (allowed {atol:.0e}), "
             f"{top1_changes} of {len(batch)} images change their top-1 class"
         )
+    if CAM_OUTPUT in {o.name for o in session.get_outputs()}:
+        report["cam"] = _cam_parity(net, session, batch[:16], atol, path)
     return report
+
+
+def _cam_parity(net: nn.Module, session, batch: np.ndarray, atol: float, path: str | Path) -> dict:
+    """ORT's cam against PyTorch's; ParityError beyond ``atol`` x the largest |cam|."""
+    _, torch_cam = WithCam(net).eval()(torch.from_numpy(batch))
+    onnx_cam = session.run([CAM_OUTPUT], {session.get_inputs()[0].name: batch})[0]
+    scale = max(1.0, float(np.abs(torch_cam.numpy()).max()))
+    diff = float(np.abs(torch_cam.numpy() - onnx_cam).max())
+    if diff > atol * scale:
+        raise ParityError(
+            f"ONNX cam of {path} does not match PyTorch: max |Δcam| {diff:.2e} (allowed {atol:.0e} x {scale:.1f})"
+        )
+    return {"images": len(batch), "shape": list(onnx_cam.shape[1:]), "max_abs_diff": diff, "scale": scale}

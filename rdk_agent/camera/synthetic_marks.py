@@ -2,7 +2,8 @@
 
 Each function draws into a scene's layers (``dark`` multiplies the image, ``bright`` adds to it, ``dh`` offsets
 the height in mm) and records what it drew in ``scene.meta``. Severities run from blatant to subtle, as on a
-real line.
+real line. Every defect record has ``box_px`` ``[x0, y0, x1, y1]``, the frame pixels it covers (inclusive);
+a gap also has ``polygon_px``, the corners of the stretch where the bead is missing.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
 def rounded(value: float) -> float:
     """A plain float with three decimals, for the JSON meta."""
     return round(float(value), 3)
+
+
+def _box(x0: float, y0: float, x1: float, y1: float) -> list[int]:
+    return [math.floor(x0), math.floor(y0), math.ceil(x1), math.ceil(y1)]
 
 
 def draw_gap(scene: _Scene, t: np.ndarray) -> np.ndarray:
@@ -41,8 +46,20 @@ def draw_gap(scene: _Scene, t: np.ndarray) -> np.ndarray:
     # the unwelded joint seam shows through the gap
     a, b = scene.at(centre - length / 2, 0), scene.at(centre + length / 2, 0)
     cv2.line(scene.dark, a, b, float(rng.uniform(0.45, 0.75)), max(1, round(rng.uniform(1, 3) * scene.scale)))
+    across = scene.hw * (1 + scene.wobble)
+    corners = [scene.at(centre + dt, dd) for dt in (-length / 2, length / 2) for dd in (-across, across)]
+    polygon = [list(corners[i]) for i in (0, 1, 3, 2)]
+    xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]
     scene.meta["defects"].append(
-        {"type": "gap", "start_px": list(a), "end_px": list(b), "length_px": rounded(length), "fill": rounded(fill)}
+        {
+            "type": "gap",
+            "start_px": list(a),
+            "end_px": list(b),
+            "length_px": rounded(length),
+            "fill": rounded(fill),
+            "polygon_px": polygon,
+            "box_px": _box(min(xs), min(ys), max(xs), max(ys)),
+        }
     )
     return gate
 
@@ -61,7 +78,17 @@ def draw_defects(scene: _Scene) -> None:
             angle = float(rng.uniform(0, 180))
             cv2.ellipse(scene.dark, (x, y), axes, angle, 0, 360, float(rng.uniform(0.15, 0.6)), -1)
             cv2.ellipse(scene.dh, (x, y), axes, angle, 0, 360, -depth_mm, -1)
-            meta["defects"].append({"type": "pore", "x": x, "y": y, "r_px": rounded(r), "depth_mm": rounded(depth_mm)})
+            a = max(axes)
+            meta["defects"].append(
+                {
+                    "type": "pore",
+                    "x": x,
+                    "y": y,
+                    "r_px": rounded(r),
+                    "depth_mm": rounded(depth_mm),
+                    "box_px": _box(x - a, y - a, x + a, y + a),
+                }
+            )
     elif scene.label == "spatter":
         for _ in range(int(rng.integers(3, 16))):
             r = float(rng.uniform(1.5, 4.0)) * scene.scale
@@ -74,7 +101,10 @@ def draw_defects(scene: _Scene) -> None:
             cv2.circle(scene.bright, (x, y), round(r), float(rng.uniform(35, 110)), -1)
             cv2.circle(scene.dark, (x + 1, y + 1), round(r) + 1, float(rng.uniform(0.6, 0.85)), -1)
             cv2.circle(scene.dh, (x, y), round(r), float(rng.uniform(0.3, 1.0)), -1)
-            meta["defects"].append({"type": "droplet", "x": x, "y": y, "r_px": rounded(r)})
+            rr = round(r)
+            meta["defects"].append(
+                {"type": "droplet", "x": x, "y": y, "r_px": rounded(r), "box_px": _box(x - rr, y - rr, x + rr, y + rr)}
+            )
     elif scene.label == "undercut":
         side = float(rng.choice([-1.0, 1.0]))
         length = float(rng.uniform(0.2, 1.0)) * span
@@ -96,6 +126,12 @@ def draw_defects(scene: _Scene) -> None:
                 "end_px": line[-1].tolist(),
                 "width_px": width,
                 "depth_mm": rounded(depth_mm),
+                "box_px": _box(
+                    line[:, 0].min() - width / 2,
+                    line[:, 1].min() - width / 2,
+                    line[:, 0].max() + width / 2,
+                    line[:, 1].max() + width / 2,
+                ),
             }
         )
 

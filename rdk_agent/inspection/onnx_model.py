@@ -42,12 +42,14 @@ class InferenceError(Exception):
 
 @dataclass(frozen=True)
 class Prediction:
-    """Class probabilities of one frame, in the card's label order."""
+    """Class probabilities of one frame, in the card's label order; ``cam`` the class maps (K x h x w)
+    when the model has a ``cam`` output."""
 
     labels: tuple[str, ...]
     probabilities: np.ndarray
     preprocess_ms: float
     inference_ms: float
+    cam: np.ndarray | None = None
 
     @property
     def index(self) -> int:
@@ -109,6 +111,7 @@ class OnnxClassifier:
             raise ModelLoadError("load_failed", "not_onnx", message) from None
         self.card = read_card(self.session)
         _check_schema(self.card, schema)
+        self.cam_output: str | None = self.card.extra_outputs.get("cam")
         self._check_io()
         self.warmup_ms = self._smoke_test()
         self.load_ms = (time.perf_counter() - started) * 1000.0
@@ -161,6 +164,20 @@ class OnnxClassifier:
                 "output_mismatch",
                 f"graph output shape {out_shape} does not match N x {len(self.labels)} labels",
             )
+        if self.cam_output is not None:
+            cam = outputs.get(self.cam_output)
+            cam_shape = cam.shape if cam is not None else None
+            if (
+                cam_shape is None
+                or len(cam_shape) != 4
+                or (isinstance(cam_shape[1], int) and cam_shape[1] != len(self.labels))
+            ):
+                raise ModelLoadError(
+                    "load_failed",
+                    "output_mismatch",
+                    f"card names cam output '{self.cam_output}' of N x {len(self.labels)} x h x w, but the graph "
+                    f"has {self.cam_output!r}: {cam_shape}",
+                )
 
     def _smoke_test(self) -> float:
         """Warm-up run on a mid-grey frame that must give finite probabilities summing to 1."""
@@ -182,13 +199,15 @@ class OnnxClassifier:
         except ValueError as exc:
             raise InferenceError(f"preprocessing failed: {exc}") from None
         t1 = time.perf_counter()
+        names = [self.card.output_name] if self.cam_output is None else [self.card.output_name, self.cam_output]
         try:
-            (out,) = self.session.run([self.card.output_name], {self.card.input.tensor_name: x[None]}, run_options)
+            out, *extra = self.session.run(names, {self.card.input.tensor_name: x[None]}, run_options)
         except Exception as exc:
             timed_out = run_options is not None and run_options.terminate
             raise InferenceError(f"session.run failed: {_first_line(exc)}", timed_out=timed_out) from None
         t2 = time.perf_counter()
-        return Prediction(self.labels, self._probabilities(out), (t1 - t0) * 1000.0, (t2 - t1) * 1000.0)
+        cam = extra[0][0] if extra else None
+        return Prediction(self.labels, self._probabilities(out), (t1 - t0) * 1000.0, (t2 - t1) * 1000.0, cam)
 
     def _probabilities(self, out: np.ndarray) -> np.ndarray:
         row = np.asarray(out, dtype=np.float64).reshape(-1)

@@ -1,0 +1,129 @@
+"""Heat maps from a classifier's class activation maps, in the frame's own pixel coordinates.
+
+A model whose card names a ``cam`` output (``extra_outputs["cam"]``, N x K x h x w) gives one map per
+class over its input tensor. The agent picks the predicted class's map, min-max normalises it, finds
+its peak cell and maps everything back through the shared preprocessing: the letterbox (or stretch)
+onto the input tensor and the ``landscape`` turn of a portrait frame are undone, so the peak, its cell
+and the overlay PNG line up with the frame the camera gave. Cells cover the input tensor uniformly
+(cell ``(i, j)`` spans rows ``i·H/h .. (i+1)·H/h``), as an upsampled CAM does.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from shared_schema import InputContract
+
+OVERLAY_SIDE = 64  # longest side of the overlay PNG: a few kB, smoothly upscaled by the browser
+
+
+@dataclass(frozen=True)
+class FrameGeometry:
+    """How a frame of ``height`` x ``width`` lands on the model's input tensor (see shared_schema.preprocess)."""
+
+    height: int
+    width: int
+    contract: InputContract
+
+    @property
+    def turned(self) -> bool:
+        """Whether preprocessing turns the frame 90° clockwise (portrait frame, landscape contract)."""
+        return self.contract.orient == "landscape" and self.height > self.width
+
+    def placement(self) -> tuple[float, float, float, float]:
+        """(left, top, scale_x, scale_y): input pixel = left + scale_x · turned-frame pixel (and y alike)."""
+        c = self.contract
+        w, h = (self.height, self.width) if self.turned else (self.width, self.height)
+        if c.resize == "stretch":
+            return 0.0, 0.0, c.width / w, c.height / h
+        scale = min(c.width / w, c.height / h)
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        return float((c.width - nw) // 2), float((c.height - nh) // 2), nw / w, nh / h
+
+    def to_frame(self, x: float, y: float) -> tuple[float, float]:
+        """An input-tensor point back in frame pixels (clamped to the frame)."""
+        left, top, sx, sy = self.placement()
+        u, v = (x - left) / sx, (y - top) / sy  # in the turned frame
+        if self.turned:  # clockwise turn: turned (u, v) is frame (v, height - u)
+            u, v = v, self.height - u
+        return min(max(u, 0.0), float(self.width)), min(max(v, 0.0), float(self.height))
+
+
+def class_map(cam: np.ndarray, index: int) -> np.ndarray:
+    """Class ``index``'s map from a K x h x w (or 1 x K x h x w) cam, min-max normalised to [0, 1]."""
+    maps = np.asarray(cam, dtype=np.float32)
+    if maps.ndim == 4:
+        maps = maps[0]
+    if maps.ndim != 3 or not 0 <= index < maps.shape[0]:
+        raise ValueError(f"cam of shape {cam.shape} has no map for class {index}")
+    m = maps[index]
+    if not np.all(np.isfinite(m)):
+        raise ValueError("cam is not finite")
+    lo, hi = float(m.min()), float(m.max())
+    return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
+
+
+def peak_cell(norm: np.ndarray, geometry: FrameGeometry) -> dict:
+    """The map's peak cell as a frame rectangle and its centre: ``{"peak": {x, y}, "cell": {x, y, width, height}}``."""
+    h, w = norm.shape
+    i, j = np.unravel_index(int(np.argmax(norm)), norm.shape)
+    c = geometry.contract
+    ch, cw = c.height / h, c.width / w
+    corners = [geometry.to_frame(x, y) for x in (j * cw, (j + 1) * cw) for y in (i * ch, (i + 1) * ch)]
+    xs, ys = [p[0] for p in corners], [p[1] for p in corners]
+    x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
+    cx, cy = geometry.to_frame((j + 0.5) * cw, (i + 0.5) * ch)
+    return {
+        "peak": {"x": round(cx, 1), "y": round(cy, 1)},
+        "cell": {"x": round(x0, 1), "y": round(y0, 1), "width": round(x1 - x0, 1), "height": round(y1 - y0, 1)},
+        "index": [int(i), int(j)],
+    }
+
+
+def frame_map(norm: np.ndarray, geometry: FrameGeometry, side: int = OVERLAY_SIDE) -> np.ndarray:
+    """The normalised map resampled onto the frame (letterbox cut off, turn undone), longest side ``side``."""
+    c = geometry.contract
+    full = cv2.resize(norm, (c.width, c.height), interpolation=cv2.INTER_LINEAR)
+    left, top, sx, sy = geometry.placement()
+    fw, fh = (geometry.height, geometry.width) if geometry.turned else (geometry.width, geometry.height)
+    nw, nh = round(fw * sx), round(fh * sy)
+    inside = full[int(top) : int(top) + nh, int(left) : int(left) + nw]
+    if geometry.turned:
+        inside = np.rot90(inside)  # counter-clockwise: back to the portrait frame
+    scale = side / max(geometry.width, geometry.height)
+    size = (max(1, round(geometry.width * scale)), max(1, round(geometry.height * scale)))
+    return cv2.resize(np.ascontiguousarray(inside), size, interpolation=cv2.INTER_AREA)
+
+
+def overlay_png(small: np.ndarray) -> str:
+    """Base64 PNG, BGRA: the JET colour of each value with an alpha that grows with it (cold areas clear)."""
+    grey = np.clip(small * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    colour = cv2.applyColorMap(grey, cv2.COLORMAP_JET)
+    alpha = np.clip(small * 200.0, 0, 200).astype(np.uint8)
+    ok, png = cv2.imencode(".png", np.dstack([colour, alpha]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    if not ok:
+        raise ValueError("cannot encode the heat map")
+    return base64.b64encode(png.tobytes()).decode("ascii")
+
+
+def build_heatmap(
+    cam: np.ndarray, index: int, label: str, frame_shape: tuple[int, ...], contract: InputContract
+) -> dict:
+    """The JSON heat map of class ``index`` (``label``) for a frame of ``frame_shape`` (H, W, ...).
+
+    ``shape`` is the map's own [h, w]; ``peak`` and ``cell`` are frame pixels (the peak cell's centre
+    and rectangle; ``index`` its [row, column] in the map); ``png`` a small base64 overlay covering the
+    whole frame. ValueError when the cam cannot give a map.
+    """
+    norm = class_map(cam, index)
+    geometry = FrameGeometry(int(frame_shape[0]), int(frame_shape[1]), contract)
+    return {
+        "label": label,
+        "shape": [int(norm.shape[0]), int(norm.shape[1])],
+        **peak_cell(norm, geometry),
+        "png": overlay_png(frame_map(norm, geometry)),
+    }
