@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from rdk_agent.inspection.deadline import DeadlineWatchdog
+from rdk_agent.inspection.heatmap import build_heatmap
 from rdk_agent.inspection.model_manager import ModelManager
 from rdk_agent.inspection.onnx_model import InferenceError, Prediction
 from rdk_agent.inspection.settings import InspectionSettings
@@ -90,6 +91,7 @@ class Inspector:
         else:
             engine, label = "rules", rule_label
             confidence = rule_dict.get("score") if rule_dict else None
+        heatmap, heatmap_s = self._heatmap(active, prediction, rgb)
         total_s = time.perf_counter() - started
         result = {
             "timestamp": time.time(),
@@ -103,11 +105,13 @@ class Inspector:
             "onnx": {"label": prediction.label, "confidence": round(prediction.confidence, 6)} if prediction else None,
             "rules": rule_dict,
             "error": error,
+            "heatmap": heatmap,
             "latency_ms": {
                 "decode": round(decode_ms, 3),
                 "preprocess": round(prediction.preprocess_ms, 3) if prediction else 0.0,
                 "inference": round(prediction.inference_ms, 3) if prediction else 0.0,
                 "rules": _ms(rules_s),
+                "heatmap": _ms(heatmap_s),
                 "total": round(decode_ms + total_s * 1000.0, 3),
             },
         }
@@ -134,6 +138,20 @@ class Inspector:
         if prediction.confidence < confidence_threshold:
             return prediction, "low_confidence", None
         return prediction, None, None
+
+    @staticmethod
+    def _heatmap(active, prediction: Prediction | None, rgb: np.ndarray) -> tuple[dict | None, float]:
+        """The model's heat map of its predicted class, when it gave class maps; None otherwise or on bad maps."""
+        if prediction is None or prediction.cam is None:
+            return None, 0.0
+        started = time.perf_counter()
+        card = active.classifier.card
+        try:
+            heatmap = build_heatmap(prediction.cam, prediction.index, prediction.label, rgb.shape, card.input)
+        except ValueError as exc:
+            log.warning("no heat map from model %s: %s", active.classifier.sha256[:12], exc)
+            heatmap = None
+        return heatmap, time.perf_counter() - started
 
     def _run_rules(self, rgb, depth) -> tuple[dict | None, str | None, float]:
         if self.rules is None:
