@@ -31,6 +31,7 @@ _META_KEYS = (
     "thresholds",
     "onnx",
     "rules",
+    "heatmap",  # the model's class map (peak, cell, small PNG): where it looked, kept with the frame
 )
 
 
