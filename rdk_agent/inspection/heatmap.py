@@ -68,7 +68,7 @@ def class_map(cam: np.ndarray, index: int) -> np.ndarray:
 
 
 def peak_cell(norm: np.ndarray, geometry: FrameGeometry) -> dict:
-    """The map's peak cell as a frame rectangle and its centre: ``{"peak": {x, y}, "cell": {x, y, width, height}}``."""
+    """The map's peak cell as a frame rectangle (cut to the frame) and its centre: ``peak``, ``cell``, ``index``."""
     h, w = norm.shape
     i, j = np.unravel_index(int(np.argmax(norm)), norm.shape)
     c = geometry.contract
@@ -76,9 +76,8 @@ def peak_cell(norm: np.ndarray, geometry: FrameGeometry) -> dict:
     corners = [geometry.to_frame(x, y) for x in (j * cw, (j + 1) * cw) for y in (i * ch, (i + 1) * ch)]
     xs, ys = [p[0] for p in corners], [p[1] for p in corners]
     x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
-    cx, cy = geometry.to_frame((j + 0.5) * cw, (i + 0.5) * ch)
     return {
-        "peak": {"x": round(cx, 1), "y": round(cy, 1)},
+        "peak": {"x": round((x0 + x1) / 2, 1), "y": round((y0 + y1) / 2, 1)},
         "cell": {"x": round(x0, 1), "y": round(y0, 1), "width": round(x1 - x0, 1), "height": round(y1 - y0, 1)},
         "index": [int(i), int(j)],
     }
