@@ -25,6 +25,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m rdk_agent", description="Weld-inspection agent for RDK boards.")
     p.add_argument("--data-dir", type=Path, help="where captures, the index and the token live (default ./data)")
     p.add_argument("--camera", help=CAMERA_SPEC_HELP + " (default synthetic)")
+    p.add_argument(
+        "--calibration",
+        type=Path,
+        help="stereo calibration file of a stereo: camera (default <data-dir>/stereo_calibration.json; "
+        "python -m rdk_agent.calibrate writes it)",
+    )
     p.add_argument("--host", help="address to listen on (default 127.0.0.1; 0.0.0.0 for the shop network)")
     p.add_argument("--port", type=int, help="port (default 8080; 0 picks a free one)")
     p.add_argument("--labels", type=Path, help="label schema JSON/YAML (default: the weld schema)")
@@ -64,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             file=args.config,
             data_dir=args.data_dir,
             camera=args.camera,
+            calibration=args.calibration,
             host=args.host,
             port=args.port,
             labels=args.labels,

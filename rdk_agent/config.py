@@ -2,7 +2,8 @@
 
 Precedence, lowest first: dataclass defaults, the ``--config`` JSON file, ``RDK_AGENT_<FIELD>``
 environment variables (e.g. ``RDK_AGENT_PORT=8090``), then command-line flags.
-The ``inspection`` and ``rubric`` sections are free-form and interpreted by ``rdk_agent.inspection``.
+The ``inspection`` and ``rubric`` sections are free-form and interpreted by ``rdk_agent.inspection``; the
+``stereo`` section (``working_width`` and the depth settings) by ``rdk_agent.camera.stereo.source``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class AgentConfig:
 
     data_dir: Path = Path("data")
     camera: str = "synthetic"
+    calibration: Path | None = None  # stereo calibration file; None = <data_dir>/stereo_calibration.json
     host: str = "127.0.0.1"
     port: int = 8080
     labels: Path | None = None  # label schema JSON/YAML; None = the default weld schema
@@ -45,12 +47,18 @@ class AgentConfig:
     verify_on_start: bool = True  # sha256 of every stored file at start-up
     inspection: dict = field(default_factory=dict)
     rubric: dict = field(default_factory=dict)
+    stereo: dict = field(default_factory=dict)  # working_width and depth settings of a stereo: camera
 
     def __post_init__(self) -> None:
         # Absolute once, here: Flask resolves a relative file path against the package folder, not the cwd.
         self.data_dir = Path(self.data_dir).expanduser().resolve()
         self.labels = Path(self.labels).expanduser().resolve() if self.labels else None
         self.models_dir = Path(self.models_dir).expanduser().resolve() if self.models_dir else self.data_dir / "models"
+        self.calibration = (
+            Path(self.calibration).expanduser().resolve()
+            if self.calibration
+            else self.data_dir / "stereo_calibration.json"
+        )
         self.validate()
 
     @property
@@ -126,7 +134,7 @@ def _from_env(env) -> dict:
     out: dict = {}
     for name, kind in types.items():
         raw = env.get(ENV_PREFIX + name.upper())
-        if raw is None or name in ("inspection", "rubric"):
+        if raw is None or name in ("inspection", "rubric", "stereo"):
             continue
         try:
             if kind == "int":

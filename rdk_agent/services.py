@@ -1,10 +1,12 @@
 """AgentServices: every service of one agent, built in one place, started and closed together.
 
 ``AgentServices.open(config, camera)`` builds them in dependency order: label schema, capture store
-(reconciled), shared camera, telemetry (its dataset gauges read the store), model manager,
-inspector, review queue and the optional live-inspection loop. ``init_app(app)`` attaches them to
-a Flask app (``app.extensions["rdk"]``), as the Flask tutorial's ``db.init_app`` does, and starts
-the background work (model watcher, live loop); ``close()`` stops everything in reverse order.
+(reconciled), shared camera, telemetry (its dataset gauges read the store), model manager (its
+registry of versions in ``<data_dir>/model_registry``, scored on the store's golden set), inspector,
+review queue (which feeds the challenger's shadow) and the optional live-inspection loop.
+``init_app(app)`` attaches them to a Flask app (``app.extensions["rdk"]``), as the Flask tutorial's
+``db.init_app`` does, and starts the background work (model watcher and cycle, live loop); ``close()``
+stops everything in reverse order.
 Request handlers reach them with ``rdk_agent.api.services()``.
 """
 
@@ -36,6 +38,7 @@ from shared_schema import LabelSchema, default_weld_schema, load_label_schema
 log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "rdk"
+REGISTRY_DIRNAME = "model_registry"  # <data_dir>/model_registry: the kept model versions
 
 
 def load_schema(config: AgentConfig) -> LabelSchema:
@@ -77,7 +80,9 @@ class AgentServices:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         config.models_path.mkdir(parents=True, exist_ok=True)
         schema = load_schema(config)
-        source = camera if camera is not None else open_camera(config.camera, seed=config.seed)
+        source = (
+            camera if camera is not None else open_camera(config.camera, config.seed, config.calibration, config.stereo)
+        )
         try:
             store = CaptureStore(config.data_dir, schema, config.free_space_reserve_bytes, config.verify_on_start)
         except BaseException:
@@ -85,9 +90,10 @@ class AgentServices:
             raise
         shared_camera = SharedCamera(source)
         telemetry = Telemetry(dataset_counts=store.index.counts)
-        models = ModelManager(config.models_path, schema, settings, telemetry)
+        registry_dir = config.data_dir / REGISTRY_DIRNAME
+        models = ModelManager(config.models_path, schema, settings, telemetry, registry_dir, store)
         inspector = Inspector(models, RuleEvaluator(rubric, schema), settings, telemetry)
-        review = ReviewQueue(store, settings, telemetry)
+        review = ReviewQueue(store, settings, telemetry, models.shadow)
         live = LiveInspection(shared_camera, inspector, review, settings.loop_interval_s) if settings.loop else None
         return cls(config, schema, store, shared_camera, telemetry, models, inspector, review, live)
 
