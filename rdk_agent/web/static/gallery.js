@@ -1,10 +1,12 @@
-// Gallery of recent captures: thumbnails, relabel, delete with a confirm step, filter, load more.
+// Gallery of recent captures: thumbnails, relabel, delete with a confirm step, filter, load more, and the
+// golden set (the frozen evaluation captures): a star per card, and one per group, to put them in or out.
 
 import { api, describeError } from "./api.js";
 import { toast } from "./toasts.js";
 
 const PAGE_SIZE = 24;
 const REVIEW = "__review__";
+const GOLDEN = "__golden__";
 const CONFIRM_MS = 3000;
 
 /** Format an ISO 8601 capture time compactly: the time today, else the date and time. */
@@ -36,7 +38,7 @@ export class Gallery {
   }
 
   buildFilter() {
-    const options = [["", "All labels"], [REVIEW, "Review queue (unlabelled)"]]
+    const options = [["", "All labels"], [REVIEW, "Review queue (unlabelled)"], [GOLDEN, "Golden set"]]
       .concat(this.labels.map((l) => [l.name, l.name]));
     for (const [value, text] of options) {
       const option = document.createElement("option");
@@ -49,6 +51,7 @@ export class Gallery {
   query() {
     const params = new URLSearchParams({ limit: String(PAGE_SIZE), offset: String(this.offset) });
     if (this.filter.value === REVIEW) params.set("unlabelled", "1");
+    else if (this.filter.value === GOLDEN) params.set("golden", "1");
     else if (this.filter.value) params.set("label", this.filter.value);
     return "/captures?" + params;
   }
@@ -122,11 +125,75 @@ export class Gallery {
     for (const label of this.labels) select.append(new Option(label.name, label.name, false, label.name === record.label));
     select.addEventListener("change", () => this.relabel(li, select, record));
 
+    const star = document.createElement("button");
+    star.type = "button";
+    star.className = "btn btn-small golden-toggle";
+    star.addEventListener("click", () => this.toggleGolden(li, star, record));
+    this.showGolden(li, star, record.golden);
+
     const actions = document.createElement("div");
     actions.className = "shot-actions";
-    actions.append(select);
+    actions.append(star, select);
     li.append(link, meta, actions);
+    if (record.group) li.append(this.groupStar(record)); // over the thumbnail's corner
     return li;
+  }
+
+  showGolden(li, star, golden) {
+    li.dataset.golden = golden ? "1" : "";
+    star.textContent = golden ? "★" : "☆";
+    star.setAttribute("aria-pressed", golden ? "true" : "false");
+    star.setAttribute("aria-label", golden ? "in the golden set" : "not in the golden set");
+    star.title = golden ? "Golden set: every model is scored on this capture. Click to take it out"
+      : "Click to put this capture in the golden set (the frozen evaluation set)";
+  }
+
+  /** A per-group button: puts every capture of the card's group in the golden set, or takes them out. */
+  groupStar(record) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "btn btn-small golden-group";
+    button.textContent = "★ group";
+    button.setAttribute("aria-label", `golden set: whole group ${record.group}`);
+    button.title = `Put every capture of group ${record.group} in the golden set, or take them out`;
+    button.addEventListener("click", () => this.toggleGroupGolden(button, record));
+    return button;
+  }
+
+  async toggleGolden(li, star, record) {
+    const golden = !record.golden;
+    star.disabled = true;
+    try {
+      const updated = await api("PATCH", `/captures/${encodeURIComponent(record.id)}`, { golden });
+      record.golden = Boolean(updated && updated.golden);
+      this.showGolden(li, star, record.golden);
+      toast(record.golden ? "Added to the golden set" : "Taken out of the golden set", "ok");
+      if (this.filter.value === GOLDEN && !record.golden) this.removeCard(li);
+      this.onChanged();
+    } catch (err) {
+      toast("Golden set change failed. " + describeError(err), "error");
+    } finally {
+      star.disabled = false;
+      star.blur(); // hand the keyboard back to the label keys
+    }
+  }
+
+  async toggleGroupGolden(button, record) {
+    const golden = !record.golden;
+    button.disabled = true;
+    try {
+      const path = `/groups/${record.group.split("/").map(encodeURIComponent).join("/")}`;
+      const result = await api("PATCH", path, { golden });
+      const verb = golden ? "added to" : "taken out of";
+      toast(`Group ${result.group}: ${result.changed} of ${result.captures} capture(s) ${verb} the golden set`, "ok");
+      this.onChanged();
+      await this.reload(); // other cards of the group changed too
+    } catch (err) {
+      toast("Golden set change failed. " + describeError(err), "error");
+    } finally {
+      button.disabled = false;
+      button.blur();
+    }
   }
 
   paint(li, label) {
