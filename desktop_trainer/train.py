@@ -114,6 +114,10 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
 
 def run(cfg: DictConfig) -> dict | None:
     """Train, evaluate, export and report; returns metrics.json's content on rank 0 (None elsewhere)."""
+    if cfg.get("anomaly") is not None:  # +experiment=anomaly
+        from desktop_trainer.anomaly.run import run_anomaly
+
+        return run_anomaly(cfg)
     started = time.time()
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
