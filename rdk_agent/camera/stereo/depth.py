@@ -37,7 +37,7 @@ class DepthSettings:
     residual_px: int = 16  # disparities searched around the plate plane (multiple of 16)
     matcher: str = "sgbm"  # the residual match: OpenCV's semi-global ("sgbm") or block matcher ("bm")
     block: int = 5  # its block size
-    match_step: int = 2  # the residual match runs at 1/match_step of the working resolution
+    match_step: int = 1  # the residual match runs at 1/match_step of the working resolution
     window: int = 9  # refinement window (odd)
     refine_steps: int = 3
     min_texture: float = 4.0  # mean squared x-gradient a refinement window needs (grey levels²)
@@ -133,13 +133,18 @@ class StereoDepth:
         return coef
 
     def _band(self, gl: np.ndarray, gr: np.ndarray, plane: np.ndarray, y0: int, y1: int) -> tuple[np.ndarray, float]:
-        """Depth (uint16 mm) of rows y0..y1 and the valid fraction where both views see the band."""
+        """Depth (uint16 mm) of rows y0..y1 and the valid fraction where both views see the band.
+
+        Columns left of the plate's smallest disparity are not seen by the right camera and are skipped.
+        """
         s = self.settings
         h, w = gl.shape
-        m = s.block // 2 + s.window // 2 + 2
+        m = s.block * s.match_step // 2 + s.window // 2 + 2
         top, bottom = max(0, y0 - m), min(h, y1 + m)
-        left, right = gl[top:bottom], gr[top:bottom]
-        xs = np.arange(w, dtype=np.float32)[None, :]
+        d_min = min(plane[1] * top, plane[1] * bottom) + min(0.0, plane[0] * w) + plane[2]
+        x0 = int(np.clip(d_min - s.residual_px // 2 - 2 * m, 0, w - 16)) // 16 * 16
+        left, right = gl[top:bottom, x0:], gr[top:bottom]
+        xs = np.arange(x0, w, dtype=np.float32)[None, :]
         ys = np.arange(top, bottom, dtype=np.float32)[:, None]
         d_plane = np.float32(plane[0]) * xs + np.float32(plane[1]) * ys + np.float32(plane[2])
         map_x = xs - d_plane
@@ -152,11 +157,12 @@ class StereoDepth:
         ok &= seen & (disparity > 0)
         z = np.float32(self._fb) / np.maximum(disparity, 1e-3)
         ok &= z < 65535
-        depth = np.where(ok, np.rint(z), 0).astype(np.uint16)
         crop = slice(y0 - top, y0 - top + (y1 - y0))
+        depth = np.zeros((y1 - y0, w), np.uint16)
+        depth[:, x0:] = np.where(ok[crop], np.rint(z[crop]), 0)
         band_seen = seen[crop]
         fraction = float(ok[crop][band_seen].mean()) if band_seen.any() else 0.0
-        return depth[crop], fraction
+        return depth, fraction
 
     def _match(self, left: np.ndarray, warped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Integer-ish residual disparity (working pixels) and its validity, matched at 1/match_step resolution."""
@@ -185,7 +191,9 @@ class StereoDepth:
         residual: np.ndarray,
         ok: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Lucas–Kanade steps along x: residual -= Σ g·e / Σ g² over the window, on mean-removed images."""
+        """Inverse-compositional Lucas–Kanade steps along x on mean-removed images: residual -= Σ g·e / Σ g² over
+        the window, g the left image's x-gradient (so Σ g² is computed once), e = left - right shifted by the
+        disparity so far."""
         s = self.settings
         win = (s.window, s.window)
         lf = _zero_mean(left, s.window)
@@ -193,14 +201,11 @@ class StereoDepth:
         start = residual.copy()
         glx = cv2.Sobel(lf, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
         texture = cv2.boxFilter(cv2.multiply(glx, glx), -1, win)
+        inverse = cv2.divide(np.float32(1.0), np.maximum(texture, np.float32(1e-6)))
         for _ in range(s.refine_steps):
             shifted = cv2.remap(rf, map_x - residual, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
-            grad = cv2.addWeighted(cv2.Sobel(shifted, cv2.CV_32F, 1, 0, ksize=3, scale=0.0625), 1.0, glx, 0.5, 0.0)
-            err = cv2.subtract(lf, shifted)
-            num = cv2.boxFilter(cv2.multiply(grad, err), -1, win)
-            den = cv2.boxFilter(cv2.multiply(grad, grad), -1, win)
-            step = cv2.divide(num, np.maximum(den, np.float32(1e-6)))
-            residual = cv2.subtract(residual, np.clip(step, -1.0, 1.0))
+            num = cv2.boxFilter(cv2.multiply(glx, cv2.subtract(lf, shifted)), -1, win)
+            residual = cv2.subtract(residual, np.clip(cv2.multiply(num, inverse), -1.0, 1.0))
         ok = ok & (np.abs(residual - start) <= 1.0) & (texture >= s.min_texture)
         return residual, ok
 
@@ -216,7 +221,7 @@ def _sgbm(min_disparity: int, num_disparities: int, block: int) -> cv2.StereoSGB
         uniquenessRatio=5,
         speckleWindowSize=50,
         speckleRange=2,
-        mode=cv2.STEREO_SGBM_MODE_SGBM,
+        mode=cv2.STEREO_SGBM_MODE_SGBM_3WAY,
     )
 
 
