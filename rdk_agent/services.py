@@ -23,6 +23,7 @@ from rdk_agent.camera import open_camera
 from rdk_agent.camera.base import CameraSource
 from rdk_agent.camera.hub import SharedCamera
 from rdk_agent.config import AgentConfig, ConfigError
+from rdk_agent.inspection.anomaly_slot import AnomalySlot
 from rdk_agent.inspection.inspector import Inspector
 from rdk_agent.inspection.live_loop import LiveInspection
 from rdk_agent.inspection.model_manager import ModelManager
@@ -92,7 +93,8 @@ class AgentServices:
         telemetry = Telemetry(dataset_counts=store.index.counts)
         registry_dir = config.data_dir / REGISTRY_DIRNAME
         models = ModelManager(config.models_path, schema, settings, telemetry, registry_dir, store)
-        inspector = Inspector(models, RuleEvaluator(rubric, schema), settings, telemetry)
+        anomaly = AnomalySlot(config.models_path, schema, settings)  # <models-dir>/anomaly.onnx, beside the classifier
+        inspector = Inspector(models, RuleEvaluator(rubric, schema), settings, telemetry, anomaly=anomaly)
         review = ReviewQueue(store, settings, telemetry, models.shadow)
         live = LiveInspection(shared_camera, inspector, review, settings.loop_interval_s) if settings.loop else None
         return cls(config, schema, store, shared_camera, telemetry, models, inspector, review, live)
@@ -101,6 +103,8 @@ class AgentServices:
         """Attach to ``app`` and start the background work: load the model, watch the models dir, the live loop."""
         app.extensions[EXTENSION_KEY] = self
         self.models.start()
+        if self.inspector.anomaly is not None:
+            self.inspector.anomaly.start()
         if self.live_inspection is not None:
             self.live_inspection.start()
 
@@ -113,6 +117,8 @@ class AgentServices:
         """End preview streams, stop the live loop, the inspector and the model watcher; close camera and store."""
         self.closing.set()
         closers = [self.models.stop, self.inspector.close]
+        if self.inspector.anomaly is not None:
+            closers.append(self.inspector.anomaly.stop)
         if self.live_inspection is not None:
             closers.append(self.live_inspection.stop)
         for closer in reversed(closers):

@@ -11,6 +11,7 @@ import math
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -18,6 +19,9 @@ _INF_LE = 'le="+Inf"'
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 # Captures per label (None = unlabelled) and their total bytes, e.g. SampleIndex.counts
 DatasetCounts = Callable[[], tuple[Mapping[str | None, int], int]]
+# The champion and challenger versions (``rdk_agent.inspection.registry``), e.g. ModelCycle.metrics
+ModelScores = Callable[[], Mapping[str, dict | None]]
+MODEL_ROLES = ("champion", "challenger")
 
 
 def _escape_label(value: str) -> str:
@@ -213,6 +217,14 @@ class Registry:
         return "\n".join(lines) + "\n"
 
 
+def _golden_value(key: str, version: dict) -> float | None:
+    return (version.get("golden") or {}).get(key)
+
+
+def _shadow_value(key: str, version: dict) -> float | None:
+    return version["shadow"][key]
+
+
 class Telemetry:
     """The agent's metrics. Other services call the ``record_*`` methods; the API reads ``model_counters()``.
 
@@ -244,6 +256,63 @@ class Telemetry:
         )
         self.dataset_bytes = reg(Gauge("rdk_dataset_bytes", "Bytes of stored sample files", collect=self._bytes))
         self.model_active.set(0)
+        self.model_scores: ModelScores | None = None  # set by the model manager
+        self._model_gauges(reg)
+
+    def _model_gauges(self, reg: Callable[[Gauge], Gauge]) -> None:
+        """Golden-set scores and shadow counts of the champion and the challenger, read at scrape time."""
+        golden = (("accuracy", "accuracy"), ("macro_f1", "macro-F1"), ("n", "frame count"))
+        for key, words in golden:
+            reg(
+                Gauge(
+                    f"rdk_model_golden_{key if key != 'n' else 'samples'}",
+                    f"Golden-set {words} of each model as the board scores it",
+                    ("model",),
+                    collect=partial(self._per_model, partial(_golden_value, key), MODEL_ROLES),
+                )
+            )
+        shadow = (
+            ("frames", "Frames the challenger answered in shadow"),
+            ("disagreements", "Shadow frames where challenger and champion disagreed"),
+            ("dropped", "Shadow frames dropped because the challenger fell behind"),
+            ("operator_labels", "Operator labels on frames with shadow predictions"),
+        )
+        for key, text in shadow:
+            reg(
+                Gauge(
+                    f"rdk_model_shadow_{key}",
+                    text,
+                    ("model",),
+                    collect=partial(self._per_model, partial(_shadow_value, key), ("challenger",)),
+                )
+            )
+        reg(
+            Gauge(
+                "rdk_model_shadow_agreement",
+                "Share of operator labels each model agreed with on shadow frames",
+                ("model",),
+                collect=self._agreement,
+            )
+        )
+
+    def _per_model(self, pick: Callable[[dict], float | None], roles: tuple[str, ...]) -> dict[tuple[str, ...], float]:
+        versions = self.model_scores() if self.model_scores is not None else {}
+        values: dict[tuple[str, ...], float] = {}
+        for role in roles:
+            version = versions.get(role)
+            value = pick(version) if version is not None else None
+            if value is not None:
+                values[(role,)] = float(value)
+        return values
+
+    def _agreement(self) -> dict[tuple[str, ...], float]:
+        versions = self.model_scores() if self.model_scores is not None else {}
+        challenger = versions.get("challenger")
+        if challenger is None:
+            return {}
+        shadow = challenger["shadow"]
+        pairs = (("champion", shadow["champion_agreement"]), ("challenger", shadow["challenger_agreement"]))
+        return {(role,): float(v) for role, v in pairs if v is not None}
 
     def _samples_by_label(self) -> dict[tuple[str, ...], float]:
         if self._dataset_counts is None:

@@ -16,6 +16,12 @@
 ``confidence_threshold`` and ``review_threshold`` are station overrides: left unset (``None``),
 the serving model card's recommended values apply, and the defaults 0.6 / 0.75 when the card has
 none (see ``rdk_agent.inspection.thresholds``).
+
+A model that arrives in the models dir becomes the challenger (see ``rdk_agent.inspection.cycle``).
+``promotion`` says who promotes it: ``"auto"`` promotes it when its golden-set macro-F1 is at least
+the champion's plus ``promotion_margin`` and it has run ``shadow_frames`` frames in shadow without a
+worse agreement with operator labels than the champion's; ``"manual"`` leaves every promotion to
+the operator. A challenger worse on the golden set is refused in both modes.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from dataclasses import dataclass
 from rdk_agent.inspection.onnx_model import DEFAULT_INTRA_OP_THREADS
 
 RULES_MODES = ("always", "on_fallback")
+PROMOTION_MODES = ("auto", "manual")
 
 
 @dataclass(frozen=True)
@@ -42,7 +49,13 @@ class InspectionSettings:
     parallel_rules: bool = True  # with rules="always": run them alongside ONNX Runtime instead of after it
     model_filename: str = "model.onnx"
     poll_interval_s: float = 0.5  # models-dir watch period
-    keep_models: int = 3  # good models kept for rollback
+    keep_models: int = 5  # model versions kept on the board (never the champion or the previous champion)
+    promotion: str = "auto"  # auto | manual: who promotes a challenger (see the module docstring)
+    promotion_margin: float = 0.01  # golden-set macro-F1 a challenger must gain over the champion
+    shadow_frames: int = 50  # frames a challenger runs in shadow before auto promotion; 0 = no shadow
+    shadow_queue: int = 8  # frames waiting for the challenger; more are dropped (and counted)
+    shadow_review_max: int = 100  # disagreements a challenger sends to the review queue at most
+    golden_check_s: float = 2.0  # how often the golden set is checked for changes
     loop: bool = False  # inspect the live camera continuously
     loop_interval_s: float = 1.0
     review_min_interval_s: float = 5.0  # the live loop queues at most one frame per interval
@@ -51,16 +64,25 @@ class InspectionSettings:
         for name in ("confidence_threshold", "review_threshold"):
             if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"inspection.{name} must be in [0, 1], got {getattr(self, name)}")
-        for name in ("timeout_ms", "poll_interval_s", "loop_interval_s"):
+        for name in ("timeout_ms", "poll_interval_s", "loop_interval_s", "golden_check_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"inspection.{name} must be positive, got {getattr(self, name)}")
-        for name in ("intra_op_threads", "keep_models", "max_consecutive_timeouts"):
+        for name in ("intra_op_threads", "keep_models", "max_consecutive_timeouts", "shadow_queue"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"inspection.{name} must be at least 1, got {getattr(self, name)}")
-        if self.rules not in RULES_MODES:
-            raise ValueError(f"inspection.rules must be one of {', '.join(RULES_MODES)}, got {self.rules!r}")
+        for name, allowed in (("rules", RULES_MODES), ("promotion", PROMOTION_MODES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"inspection.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if "/" in self.model_filename or not self.model_filename.endswith(".onnx"):
             raise ValueError(f"inspection.model_filename must be a bare *.onnx name, got {self.model_filename!r}")
+        self._check_promotion()
+
+    def _check_promotion(self) -> None:
+        for name in ("shadow_frames", "shadow_review_max"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"inspection.{name} must be at least 0, got {getattr(self, name)}")
+        if not 0.0 <= self.promotion_margin <= 1.0:
+            raise ValueError(f"inspection.promotion_margin must be in [0, 1], got {self.promotion_margin}")
 
     @classmethod
     def from_dict(cls, data: dict | None) -> InspectionSettings:

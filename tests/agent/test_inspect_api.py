@@ -16,7 +16,7 @@ import numpy as np
 from tests.agent_app import AgentApp, multipart
 from tests.helpers import onnx_models as om
 
-FAST = {"poll_interval_s": 0.1, "intra_op_threads": 1}
+FAST = {"poll_interval_s": 0.1, "intra_op_threads": 1, "shadow_frames": 0}  # hot-swap mechanics: promote at once
 
 
 def png(image: np.ndarray) -> bytes:

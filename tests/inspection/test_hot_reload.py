@@ -1,4 +1,8 @@
-"""ModelManager: watching the models dir, checked swaps, refusals, history and rollback (real files, real ORT)."""
+"""ModelManager: watching the models dir, checked swaps, refusals, kept versions and rollback (real files, real ORT).
+
+These run without a golden set and without shadow frames, so every sound model is promoted once it has
+been checked: the hot-swap mechanics alone. The champion/challenger policy is tested in test_registry.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from shared_schema import default_weld_schema
 from tests.helpers import onnx_models as om
 
 SCHEMA = default_weld_schema()
-SETTINGS = InspectionSettings(poll_interval_s=0.05, intra_op_threads=1, keep_models=3)
+SETTINGS = InspectionSettings(poll_interval_s=0.05, intra_op_threads=1, keep_models=3, shadow_frames=0)
 
 
 def sha(path: Path) -> str:
@@ -113,7 +117,7 @@ def test_rollback_walks_back_and_survives_restart(manager, tmp_path):
     for dominant in ("good", "porosity", "spatter"):
         shas.append(sha(om.write_valid(m.model_path, dominant=dominant)))
         wait_until(lambda: m.summary()["sha256"] == shas[-1])
-    assert [e["sha256"] for e in m.history.entries()] == shas
+    assert m.registry.champions == shas
     m.rollback()
     assert m.active.classifier.sha256 == shas[1] and m.active.source == "rollback"
     assert sha(m.model_path) == shas[1], "rollback also restores the deployed file"
@@ -135,9 +139,10 @@ def test_history_keeps_only_the_last_few(manager):
     for margin in (3.0, 4.0, 5.0, 6.0):
         written = sha(om.write_valid(m.model_path, margin=margin))
         wait_until(lambda: m.summary()["sha256"] == written)  # noqa: B023 - called before the next iteration
-    entries = m.history.entries()
-    assert len(entries) == SETTINGS.keep_models
-    assert len(list(m.history.directory.glob("*.onnx"))) == SETTINGS.keep_models
+    versions = m.registry.listing()
+    assert len(versions) == SETTINGS.keep_models
+    assert [v["state"] for v in versions] == ["champion", "retired", "retired"]
+    assert len(list(m.registry.directory.glob("*.onnx"))) == SETTINGS.keep_models
 
 
 def test_restart_with_refused_file_serves_last_good(manager):
