@@ -10,7 +10,7 @@ import tarfile
 import pytest
 
 from rdk_agent.storage.index import SCHEMA_VERSION
-from shared_schema import DatasetManifest
+from shared_schema import DatasetManifest, FileRef, SampleRecord, SchemaError, default_weld_schema
 from shared_schema.split import is_test_group
 from tests.agent_app import AgentApp
 
@@ -197,3 +197,16 @@ def test_flags_and_audit_survive_a_restart_and_an_old_index_is_migrated(agent):
     conn = sqlite3.connect(agent.data_dir / "index.sqlite3")
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.close()
+
+
+def test_manifest_golden_flag_is_optional_and_typed():
+    ref = FileRef("samples/a/rgb.png", "a" * 64, 1)
+    records = (SampleRecord("a", "good", "t", 4, 4, ref, golden=True), SampleRecord("b", "gap", "t", 4, 4, ref))
+    data = DatasetManifest("d", "t", {}, default_weld_schema(), records).to_dict()
+    assert data["samples"][0]["golden"] is True and "golden" not in data["samples"][1]
+    assert [s.golden for s in DatasetManifest.from_dict(data).samples] == [True, False]
+    old = dict(data, format_version="1.1", samples=[data["samples"][1]])  # written before the flag existed
+    assert DatasetManifest.from_dict(old).samples[0].golden is False
+    data["samples"][0]["golden"] = "yes"
+    with pytest.raises(SchemaError, match=r"samples\[0\]\(id=a\)\.golden"):
+        DatasetManifest.from_dict(data)
