@@ -32,7 +32,7 @@ COARSE = 4  # the plane step works at 1/COARSE of the working resolution
 class DepthSettings:
     """How depth is matched; the defaults are the ones bench/p8_stereo_depth.py measured."""
 
-    band: tuple[float, float] = (0.3, 0.7)  # rows matched, as fractions of the image height
+    band: tuple[float, float] = (0.35, 0.65)  # rows matched, as fractions of the image height
     z_range_mm: tuple[float, float] = (150.0, 600.0)  # nearest and farthest plate the plane step looks for
     residual_px: int = 16  # disparities searched around the plate plane (multiple of 16)
     matcher: str = "sgbm"  # the residual match: OpenCV's semi-global ("sgbm") or block matcher ("bm")
@@ -40,7 +40,7 @@ class DepthSettings:
     match_step: int = 1  # the residual match runs at 1/match_step of the working resolution
     window: int = 9  # refinement window (odd)
     refine_steps: int = 3
-    min_texture: float = 4.0  # mean squared x-gradient a refinement window needs (grey levels²)
+    min_texture: float = 0.5  # mean squared x-gradient a refinement window needs (grey levels²)
 
     def __post_init__(self) -> None:
         lo, hi = self.band
@@ -93,21 +93,23 @@ class StereoDepth:
     def compute(self, left: np.ndarray, right: np.ndarray) -> DepthResult:
         """Depth of the rectified ``left`` view (BGR or grey, same size as ``right``)."""
         started = time.perf_counter()
-        gl, gr = _gray(left), _gray(right)
-        if gl.shape != gr.shape:
-            raise ValueError(f"left {gl.shape[::-1]} and right {gr.shape[::-1]} differ in size")
-        h, w = gl.shape
+        if left.shape != right.shape:
+            raise ValueError(f"left {left.shape[1::-1]} and right {right.shape[1::-1]} differ in size")
+        h, w = left.shape[:2]
         y0, y1 = self.band_rows(h)
+        off = max(0, y0 - 4 * COARSE)  # only the band and its margins are ever looked at
+        rows = slice(off, min(h, y1 + 4 * COARSE))
+        gl, gr = _gray(left[rows]), _gray(right[rows])
         depth = np.zeros((h, w), np.uint16)
-        plane = self._plane(gl, gr, y0, y1)
+        plane = self._plane(gl, gr, y0 - off, y1 - off)
         valid_fraction = 0.0
         if plane is not None:
-            band_depth, valid_fraction = self._band(gl, gr, plane, y0, y1)
+            band_depth, valid_fraction = self._band(gl, gr, plane, y0 - off, y1 - off)
             depth[y0:y1] = band_depth
         return DepthResult(depth, valid_fraction, (y0, y1), (time.perf_counter() - started) * 1000)
 
     def _plane(self, gl: np.ndarray, gr: np.ndarray, y0: int, y1: int) -> np.ndarray | None:
-        """(a, b, c) of the plate's disparity plane in working pixels, from a coarse SGBM of the band."""
+        """(a, b, c) of the plate's disparity plane in the pixels of ``gl``, from a coarse SGBM of the band."""
         h, w = gl.shape
         pad = 4 * COARSE
         top, bottom = max(0, y0 - pad), min(h, y1 + pad)

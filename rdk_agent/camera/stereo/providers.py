@@ -111,10 +111,11 @@ class FilePairs:
     """Stereo replay from a folder; see the module docstring."""
 
     def __init__(self, folder: str | Path) -> None:
-        self._cycle = _Cycle(Path(folder), self._scan, "stereo pairs (<name>_left/_right images or left/ right/)")
+        self.folder = Path(folder)
+        self._cycle = _Cycle(self.folder, self._scan, "stereo pairs (<name>_left/_right images or left/ right/)")
 
     def _scan(self) -> list[tuple[Path, Path]]:
-        folder = self._cycle.folder
+        folder = self.folder
         left_dir, right_dir = folder / "left", folder / "right"
         if left_dir.is_dir() and right_dir.is_dir():
             rights = {p.name: p for p in _images(right_dir)}
