@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from rdk_agent.inspection.anomaly_slot import AnomalySlot
 from rdk_agent.inspection.deadline import DeadlineWatchdog
 from rdk_agent.inspection.heatmap import build_heatmap
 from rdk_agent.inspection.model_manager import ModelManager
@@ -53,8 +54,10 @@ class Inspector:
         rules: RuleEvaluating | None,
         settings: InspectionSettings | None = None,
         telemetry: Telemetry | None = None,
+        anomaly: AnomalySlot | None = None,
     ) -> None:
         self.models = models
+        self.anomaly = anomaly  # the anomaly model beside the classifier (anomaly.onnx), when the agent has the slot
         self.rules = rules
         self.settings = settings or models.settings
         self.telemetry = telemetry or models.telemetry
@@ -92,6 +95,7 @@ class Inspector:
             engine, label = "rules", rule_label
             confidence = rule_dict.get("score") if rule_dict else None
         heatmap, heatmap_s = self._heatmap(active, prediction, rgb)
+        anomaly = self.anomaly.inspect(rgb, depth, self.watchdog) if self.anomaly is not None else None
         total_s = time.perf_counter() - started
         result = {
             "timestamp": time.time(),
@@ -115,6 +119,8 @@ class Inspector:
                 "total": round(decode_ms + total_s * 1000.0, 3),
             },
         }
+        if anomaly is not None:
+            result["anomaly"] = anomaly  # {score, threshold, anomalous, peak, engine, fallback_reason, ...}
         self.telemetry.record_inspection(engine, label, reason, (decode_ms / 1000.0) + total_s)
         return result
 
