@@ -24,7 +24,6 @@ from rdk_agent.camera.base import CameraSource
 from rdk_agent.camera.hub import SharedCamera
 from rdk_agent.config import AgentConfig, ConfigError
 from rdk_agent.inspection.anomaly_slot import AnomalySlot
-from rdk_agent.inspection.anomaly_slot import AnomalySlot
 from rdk_agent.inspection.inspector import Inspector
 from rdk_agent.inspection.live_loop import LiveInspection
 from rdk_agent.inspection.model_manager import ModelManager
@@ -106,8 +105,6 @@ class AgentServices:
         self.models.start()
         if self.inspector.anomaly is not None:
             self.inspector.anomaly.start()
-        if self.inspector.anomaly is not None:
-            self.inspector.anomaly.start()
         if self.live_inspection is not None:
             self.live_inspection.start()
 
@@ -120,8 +117,6 @@ class AgentServices:
         """End preview streams, stop the live loop, the inspector and the model watcher; close camera and store."""
         self.closing.set()
         closers = [self.models.stop, self.inspector.close]
-        if self.inspector.anomaly is not None:
-            closers.append(self.inspector.anomaly.stop)
         if self.inspector.anomaly is not None:
             closers.append(self.inspector.anomaly.stop)
         if self.live_inspection is not None:

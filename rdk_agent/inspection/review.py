@@ -17,7 +17,6 @@ import time
 import numpy as np
 
 from rdk_agent.inspection.anomaly_slot import possible_new_defect
-from rdk_agent.inspection.anomaly_slot import possible_new_defect
 from rdk_agent.inspection.settings import InspectionSettings
 from rdk_agent.inspection.shadow import ShadowRunner
 from rdk_agent.inspection.thresholds import needs_review
@@ -39,7 +38,6 @@ _META_KEYS = (
     "onnx",
     "rules",
     "heatmap",  # the model's class map (peak, cell, small PNG): where it looked, kept with the frame
-    "anomaly",  # the anomaly model's score, verdict and peak
     "anomaly",  # the anomaly model's score, verdict and peak
 )
 
