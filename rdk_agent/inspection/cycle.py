@@ -206,7 +206,12 @@ class ModelCycle:
                 self._wait(decision, champion, challenger, current[1])
 
     def _wait(self, decision: Decision, champion: dict | None, challenger: dict, classifier: OnnxClassifier) -> None:
-        """Pending or waiting: keep the reason and verdict current; shadow once both models are scored."""
+        """Pending or waiting: shadow once both models are scored; keep the reason and verdict current."""
+        golden = challenger["golden"]
+        scored = champion is not None and golden is not None and not _stale(champion, golden["signature"])
+        if scored and self.settings.shadow_frames > 0 and self.shadow.challenger != challenger["sha256"]:
+            assert champion is not None
+            self.shadow.attach(challenger["sha256"], champion["sha256"], classifier)
         verdict = challenger["verdict"]
         with self.registry.change(durable=challenger["reason"] != decision.reason):
             challenger["reason"] = decision.reason
@@ -214,14 +219,6 @@ class ModelCycle:
                 challenger["verdict"] = None
             elif verdict is None or (verdict["decision"], verdict["reason"]) != (decision.decision, decision.reason):
                 challenger["verdict"] = decision.verdict(champion, challenger)
-        scored = (
-            champion is not None
-            and challenger["golden"] is not None
-            and not _stale(champion, challenger["golden"]["signature"])
-        )
-        if scored and self.settings.shadow_frames > 0 and self.shadow.challenger != challenger["sha256"]:
-            assert champion is not None
-            self.shadow.attach(challenger["sha256"], champion["sha256"], classifier)
 
     # -- metrics ---------------------------------------------------------------------------------
 

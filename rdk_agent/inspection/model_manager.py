@@ -172,7 +172,8 @@ class ModelManager:
         sha = hashlib.sha256(data).hexdigest()
         self.file_sha256 = sha
         known = self.registry.get(sha)
-        if known is not None and (known["state"] in ("champion", "challenger") or at_start):
+        settled = at_start and self.registry.with_state("champion") is not None  # a restart re-judges nothing
+        if known is not None and (known["state"] in ("champion", "challenger") or settled):
             self.last_error = known["error"] if known["state"] == "refused" else None
             return
         if known is not None and known["state"] == "refused" and known["error"] is not None:
