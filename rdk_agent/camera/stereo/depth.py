@@ -12,7 +12,8 @@ Three steps, all OpenCV and numpy, on a band of rows around the bead (``DepthSet
 3. **Sub-pixel refinement.** SGBM's 1/16 px parabola locks onto whole pixels (a bias a trimmed mean
    does not remove), so the disparity is refined by a few dense Lucas–Kanade steps along x on
    mean-removed images (box-filtered normal equations, one bicubic remap of the original right image per
-   step). A pixel whose refinement runs away, or whose window has too little texture, is invalid.
+   step). A pixel whose refinement runs away, whose window has too little texture, or whose windows do not
+   correlate (normalised cross-correlation below ``min_ncc``) is invalid.
 
 Z = f·B/d. Depth outside the band is 0.
 """
@@ -40,6 +41,7 @@ class DepthSettings:
     match_step: int = 1  # the residual match runs at 1/match_step of the working resolution
     window: int = 9  # refinement window (odd)
     refine_steps: int = 3
+    min_ncc: float = 0.6  # normalised cross-correlation a refined match needs (window of the refinement)
     min_texture: float = 0.5  # mean squared x-gradient a refinement window needs (grey levels²)
 
     def __post_init__(self) -> None:
@@ -204,11 +206,18 @@ class StereoDepth:
         glx = cv2.Sobel(lf, cv2.CV_32F, 1, 0, ksize=3, scale=0.125)
         texture = cv2.boxFilter(cv2.multiply(glx, glx), -1, win)
         inverse = cv2.divide(np.float32(1.0), np.maximum(texture, np.float32(1e-6)))
+        shifted = lf
         for _ in range(s.refine_steps):
             shifted = cv2.remap(rf, map_x - residual, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
             num = cv2.boxFilter(cv2.multiply(glx, cv2.subtract(lf, shifted)), -1, win)
             residual = cv2.subtract(residual, np.clip(cv2.multiply(num, inverse), -1.0, 1.0))
-        ok = ok & (np.abs(residual - start) <= 1.0) & (texture >= s.min_texture)
+        # the match itself: normalised cross-correlation of the windows at the (next to) final disparity
+        cross = cv2.boxFilter(cv2.multiply(lf, shifted), -1, win)
+        energy = cv2.multiply(
+            cv2.boxFilter(cv2.multiply(lf, lf), -1, win), cv2.boxFilter(cv2.multiply(shifted, shifted), -1, win)
+        )
+        similar = cv2.multiply(cross, np.abs(cross)) >= np.float32(s.min_ncc**2) * energy
+        ok = ok & similar & (np.abs(residual - start) <= 1.0) & (texture >= s.min_texture)
         return residual, ok
 
 
