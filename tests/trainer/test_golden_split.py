@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from desktop_trainer.train import build_datamodule
+from desktop_trainer.train import build_datamodule, build_module, build_trainer
 from shared_schema import DatasetManifest, FileRef, SampleRecord, default_weld_schema
 from shared_schema.split import split_of
 from tests.trainer.trainer_support import make_cfg, smoke_overrides
@@ -28,14 +28,16 @@ def _record(sample_id: str, label: str, group: str, golden: bool, rng: np.random
 
 
 def _write_archive(path: Path) -> tuple[set[str], set[str]]:
-    """Per class: 4 ordinary train groups, a golden sample alone in a val group, and a train group holding a
-    golden and an ordinary sample. Returns (golden ids, ordinary ids that share a group with a golden one)."""
+    """Per class: 4 ordinary train groups, 2 ordinary val groups, a golden sample alone in a val group, and a
+    train group holding a golden and an ordinary sample. Returns (golden ids, ordinary ids that share a group
+    with a golden one)."""
     rng = np.random.default_rng(0)
     train, val = iter(BY_SIDE["train"]), iter(BY_SIDE["val"])
     records, blobs, golden, companions = [], {}, set(), set()
     for label in LABELS:
         shared = next(train)
-        plan = [(next(train), False) for _ in range(4)] + [(next(val), True), (shared, True), (shared, False)]
+        plan = [(next(train), False) for _ in range(4)] + [(next(val), False) for _ in range(2)]
+        plan += [(next(val), True), (shared, True), (shared, False)]
         for i, (group, is_golden) in enumerate(plan):
             sample_id = f"{label}-{i}"
             record, blob = _record(sample_id, label, group, is_golden, rng)
@@ -61,12 +63,13 @@ def test_golden_samples_are_tested_on_and_never_trained_or_validated_on(tmp_path
     natural = {sid: split_of(manifest_groups[sid], 0.15, 0.15) for sid in golden | companions}
     assert {natural[sid] for sid in golden} == {"train", "val"}  # without the flag they would be trained on
 
-    cfg = make_cfg(smoke_overrides(tmp_path / "run", str(archive), "data.image_size=32"))
+    cfg = make_cfg(smoke_overrides(tmp_path / "run", str(archive), "data.image_size=32", "trainer.max_epochs=1"))
     dm = build_datamodule(cfg)
     split = {name: {s.id for s in getattr(dm.split, name)} for name in ("train", "val", "test")}
     assert golden <= split["test"] and companions <= split["test"]
     assert not (golden | companions) & (split["train"] | split["val"])
-    assert len(split["train"]) == 4 * len(LABELS)  # the ordinary train groups stay where the split put them
+    assert len(split["train"]) == 4 * len(LABELS)  # ordinary groups stay where the split put them
+    assert len(split["val"]) == 2 * len(LABELS)
 
     loaders = {"train": dm.train_dataloader(), "val": dm.val_dataloader(), "test": dm.test_dataloader()}
     served = {name: {s.id for s in loader.dataset.samples} for name, loader in loaders.items()}
@@ -75,6 +78,13 @@ def test_golden_samples_are_tested_on_and_never_trained_or_validated_on(tmp_path
     summary = dm.split.summary(dm.labels)
     assert summary["golden"] == len(golden)
     assert any(f"{len(companions)} sample(s) that are not golden go to test" in w for w in summary["warnings"])
+
+    trainer = build_trainer(cfg)  # one real epoch: what Lightning itself iterated holds no golden sample
+    trainer.fit(build_module(cfg, dm), datamodule=dm)
+    trained = {s.id for s in trainer.train_dataloader.dataset.samples}
+    validated = {s.id for s in trainer.val_dataloaders.dataset.samples}
+    assert trainer.current_epoch == 1 and len(trained) == 4 * len(LABELS)
+    assert not golden & (trained | validated)
 
 
 def _manifest(archive: Path) -> DatasetManifest:
