@@ -65,9 +65,11 @@ class StereoCamera(CameraSource):
         readings = band[band > 0]
         z_mm = float(np.median(readings)) if readings.size else None
         focal = self.rectification.focal_px
+        described = self.provider.describe()
         meta = {
             "source": "stereo",
-            "provider": self.provider.describe().get("kind"),
+            "provider": described.get("kind"),
+            "pair": described.get("last"),
             "depth_ms": round(result.ms, 2),
             "rectify_ms": round(rectify_ms, 2),
             "valid_fraction": round(result.valid_fraction, 4),
