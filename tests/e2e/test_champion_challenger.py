@@ -101,25 +101,10 @@ def wait_for(agent, data: bytes, check, timeout: float = 30.0) -> dict:
         time.sleep(0.1)
 
 
-def fill_golden(agent) -> None:
-    rng = np.random.default_rng(3)
-    names = rm.groups(True, GOLDEN_PER_CLASS * 3)
-    for i, label in enumerate(rm.CLASSES * GOLDEN_PER_CLASS):
-        r = requests.post(
-            agent.api("captures"),
-            files={"image": ("g.png", png(rm.colour_frame(label, rng)))},
-            data={"label": label, "group": names[i]},
-            headers=agent.auth,
-            timeout=30,
-        )
-        assert r.status_code == 201, r.text
-        assert r.json()["golden"] is True
-
-
 @pytest.mark.server
 def test_first_promoted_worse_refused_better_promoted_after_shadow_through_a_power_cut(agent_process):
     agent = agent_process(config={"inspection": SETTINGS})
-    fill_golden(agent)
+    rm.upload_golden(agent, GOLDEN_PER_CLASS)
     clients = Clients(agent)
     for t in clients.threads:
         t.start()

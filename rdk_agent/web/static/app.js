@@ -5,6 +5,7 @@ import { Gallery } from "./gallery.js";
 import { CurrentGroup } from "./group.js";
 import { InspectPanel } from "./inspect.js";
 import { CapturePad, Progress, withColours } from "./labels.js";
+import { ModelsPanel } from "./models.js";
 import { LivePreview, StatusLine } from "./status.js";
 
 const STATUS_EVERY_MS = 2000;
@@ -80,6 +81,7 @@ async function start() {
   const group = new CurrentGroup();
   const pad = new CapturePad(labels, { onCaptured: refreshAfterCapture, beforeCapture: () => group.settled() });
   const inspect = new InspectPanel(labels);
+  const models = new ModelsPanel({ onChanged: () => statusLine.refresh() });
 
   document.addEventListener("keydown", (event) => {
     if (event.repeat || event.ctrlKey || event.metaKey || event.altKey || isTyping(event.target)) return;
@@ -103,10 +105,12 @@ async function start() {
   group.load();
   progress.refresh();
   gallery.reload();
+  models.refresh();
   setInterval(async () => {
     if (stopped || document.hidden) return;
     await statusLine.refresh();
     if (statusLine.liveInspection) inspect.refreshLatest();
+    models.refresh();
   }, STATUS_EVERY_MS);
 }
 
