@@ -2,7 +2,8 @@
 
 A network with a global-pooling + linear head is exported with a second output, ``cam`` (class
 activation maps, N x K x h x w, see ``desktop_trainer.models.cam``), named in the card's
-``extra_outputs`` under the role ``cam``; the logits stay the first output. Any other head is exported
+``extra_outputs`` under the role ``cam``; the logits stay the first output. Where the cells lie on the
+input (``cam_grid``) goes to ``provenance["heatmap"]["grid"]``, which the agent reads. Any other head is exported
 with the logits only, and the card's provenance says why there is no map.
 """
 
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 
 from desktop_trainer.evaluation import ort_logits, ort_session
-from desktop_trainer.models.cam import CamUnavailable, WithCam
+from desktop_trainer.models.cam import CamUnavailable, WithCam, cam_grid
 from shared_schema import METADATA_KEY, ModelCard
 
 OPSET = 17
@@ -45,7 +46,8 @@ def export_onnx(model: nn.Module, card: ModelCard, path: str | Path, cam: bool =
             net = WithCam(net).eval()
             extra["cam"] = CAM_OUTPUT
             outputs.append(CAM_OUTPUT)
-            provenance["heatmap"] = {"cam": CAM_OUTPUT, "layer": "last feature map"}
+            grid = cam_grid(net, card.input.height, card.input.width)
+            provenance["heatmap"] = {"cam": CAM_OUTPUT, "layer": "last feature map", "grid": grid}
         except CamUnavailable as exc:
             provenance["heatmap"] = {"cam": None, "reason": str(exc)}
     else:

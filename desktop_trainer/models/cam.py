@@ -7,6 +7,11 @@ exactly. The board then reads the predicted class's map from ``cam`` with no gra
 weights: K maps of h x w values instead of the 1280-channel feature map (for Lite0 at 400x300,
 5 x 10 x 13 floats against 1280 x 10 x 13). A head that is not pooling + one linear layer (the
 MobileNetV3 MLP heads) has no such map: :func:`cam_parts` says why.
+
+Where a cell looks (:func:`cam_grid`) follows from the strided convolutions and poolings on the way to
+the last feature map and their padding: cell ``j`` is centred on input coordinate ``stride · j + offset``.
+TensorFlow-style "same" padding (the Lite0 port) pads right and bottom first, which puts a Lite0 cell
+about half a stride right of and below an even split of the input (up to 40 frame pixels at 400x300).
 """
 
 from __future__ import annotations
@@ -56,6 +61,56 @@ class WithCam(nn.Module):
         logits = self.head(torch.flatten(F.adaptive_avg_pool2d(feats, 1), 1))
         cam = F.conv2d(feats, self.head.weight[:, :, None, None])
         return logits, cam
+
+
+def cam_grid(model: WithCam, height: int, width: int) -> dict:
+    """The input geometry of ``model``'s cam cells for a ``height`` x ``width`` input.
+
+    ``stride`` and ``offset`` ([y, x], input pixels, continuous coordinates with pixel centres at
+    ``index + 0.5``): cell ``(i, j)`` is centred on ``(offset_y + stride_y · i, offset_x + stride_x · j)``.
+    Found by following the feature map's size through every convolution and pooling that runs on it
+    (a layer fed a map of another size, such as a ResNet shortcut, is not on the main path).
+    """
+    layers: list[tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]] = []
+    current = [(height, width)]
+
+    def record(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        if tuple(inputs[0].shape[-2:]) != current[0]:
+            return
+        if isinstance(module, nn.Conv2d):
+            k, s, d = module.kernel_size, module.stride, module.dilation
+            pad = module.padding if isinstance(module.padding, tuple) else (0, 0)
+            static = getattr(module, "static_padding", None)
+            before = (static.padding[2], static.padding[0]) if isinstance(static, nn.ZeroPad2d) else (0, 0)
+            begin = (pad[0] + before[0], pad[1] + before[1])
+        else:  # pooling
+            k, s, begin = (_pair(module.kernel_size), _pair(module.stride), _pair(module.padding))
+            d = _pair(getattr(module, "dilation", 1))
+        layers.append((_pair(k), _pair(s), begin, _pair(d)))
+        current[0] = tuple(output.shape[-2:])
+
+    kinds = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
+    hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, kinds)]
+    try:
+        with torch.no_grad():
+            model.features(torch.zeros(1, _in_channels(model), height, width))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    stride, offset = [1.0, 1.0], [0.0, 0.0]  # input index = stride * index + offset, per axis
+    for k, s, begin, d in layers:
+        for a in (0, 1):
+            offset[a] += stride[a] * (d[a] * (k[a] - 1) / 2 - begin[a])
+            stride[a] *= s[a]
+    return {"stride": [int(v) for v in stride], "offset": [round(v + 0.5, 3) for v in offset]}
+
+
+def _pair(value) -> tuple[int, int]:
+    return (int(value), int(value)) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def _in_channels(model: nn.Module) -> int:
+    return next(m for m in model.modules() if isinstance(m, nn.Conv2d)).in_channels
 
 
 def cam_logits(cam: torch.Tensor, head: nn.Linear) -> torch.Tensor:

@@ -4,8 +4,12 @@ A model whose card names a ``cam`` output (``extra_outputs["cam"]``, N x K x h x
 class over its input tensor. The agent picks the predicted class's map, min-max normalises it, finds
 its peak cell and maps everything back through the shared preprocessing: the letterbox (or stretch)
 onto the input tensor and the ``landscape`` turn of a portrait frame are undone, so the peak, its cell
-and the overlay PNG line up with the frame the camera gave. Cells cover the input tensor uniformly
-(cell ``(i, j)`` spans rows ``i·H/h .. (i+1)·H/h``), as an upsampled CAM does.
+and the overlay PNG line up with the frame the camera gave.
+
+Where a cell lies on the input tensor is the card's ``provenance["heatmap"]["grid"]`` when the trainer
+wrote one (``stride`` and ``offset``, [y, x]: cell ``(i, j)`` is centred on input coordinate
+``offset + stride · (i, j)``, see ``desktop_trainer.models.cam.cam_grid``); otherwise the cells split
+the input evenly, as an upsampled CAM does.
 """
 
 from __future__ import annotations
@@ -19,6 +23,35 @@ import numpy as np
 from shared_schema import InputContract
 
 OVERLAY_SIDE = 64  # longest side of the overlay PNG: a few kB, smoothly upscaled by the browser
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Cell ``(i, j)`` of an h x w map is centred on input pixel coordinate ``offset + stride · (i, j)`` ([y, x])."""
+
+    stride: tuple[float, float]
+    offset: tuple[float, float]
+
+    @classmethod
+    def even(cls, shape: tuple[int, int], contract: InputContract) -> Grid:
+        """Cells that split the input evenly."""
+        sy, sx = contract.height / shape[0], contract.width / shape[1]
+        return cls((sy, sx), (sy / 2, sx / 2))
+
+    @classmethod
+    def from_card(cls, provenance: dict, shape: tuple[int, int], contract: InputContract) -> Grid:
+        """The trainer's grid from a card's provenance, else :meth:`even`."""
+        grid = (provenance.get("heatmap") or {}).get("grid") if isinstance(provenance, dict) else None
+        try:
+            stride, offset = grid["stride"], grid["offset"]
+            return cls((float(stride[0]), float(stride[1])), (float(offset[0]), float(offset[1])))
+        except (TypeError, KeyError, IndexError, ValueError):
+            return cls.even(shape, contract)
+
+    def cell(self, i: int, j: int) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1) of cell ``(i, j)`` on the input tensor."""
+        (sy, sx), (oy, ox) = self.stride, self.offset
+        return ox + sx * (j - 0.5), oy + sy * (i - 0.5), ox + sx * (j + 0.5), oy + sy * (i + 0.5)
 
 
 @dataclass(frozen=True)
@@ -67,26 +100,32 @@ def class_map(cam: np.ndarray, index: int) -> np.ndarray:
     return (m - lo) / (hi - lo) if hi > lo else np.zeros_like(m)
 
 
-def peak_cell(norm: np.ndarray, geometry: FrameGeometry) -> dict:
+def peak_cell(norm: np.ndarray, geometry: FrameGeometry, grid: Grid | None = None) -> dict:
     """The map's peak cell as a frame rectangle (cut to the frame) and its centre: ``peak``, ``cell``, ``index``."""
-    h, w = norm.shape
+    grid = grid or Grid.even(norm.shape, geometry.contract)
     i, j = np.unravel_index(int(np.argmax(norm)), norm.shape)
-    c = geometry.contract
-    ch, cw = c.height / h, c.width / w
-    corners = [geometry.to_frame(x, y) for x in (j * cw, (j + 1) * cw) for y in (i * ch, (i + 1) * ch)]
+    x0, y0, x1, y1 = grid.cell(int(i), int(j))
+    corners = [geometry.to_frame(x, y) for x in (x0, x1) for y in (y0, y1)]
     xs, ys = [p[0] for p in corners], [p[1] for p in corners]
-    x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
+    fx0, fy0, fx1, fy1 = min(xs), min(ys), max(xs), max(ys)
     return {
-        "peak": {"x": round((x0 + x1) / 2, 1), "y": round((y0 + y1) / 2, 1)},
-        "cell": {"x": round(x0, 1), "y": round(y0, 1), "width": round(x1 - x0, 1), "height": round(y1 - y0, 1)},
+        "peak": {"x": round((fx0 + fx1) / 2, 1), "y": round((fy0 + fy1) / 2, 1)},
+        "cell": {"x": round(fx0, 1), "y": round(fy0, 1), "width": round(fx1 - fx0, 1), "height": round(fy1 - fy0, 1)},
         "index": [int(i), int(j)],
     }
 
 
-def frame_map(norm: np.ndarray, geometry: FrameGeometry, side: int = OVERLAY_SIDE) -> np.ndarray:
+def frame_map(
+    norm: np.ndarray, geometry: FrameGeometry, grid: Grid | None = None, side: int = OVERLAY_SIDE
+) -> np.ndarray:
     """The normalised map resampled onto the frame (letterbox cut off, turn undone), longest side ``side``."""
     c = geometry.contract
-    full = cv2.resize(norm, (c.width, c.height), interpolation=cv2.INTER_LINEAR)
+    grid = grid or Grid.even(norm.shape, c)
+    (sy, sx), (oy, ox) = grid.stride, grid.offset
+    # input pixel x (centre x + 0.5) samples the map at index (x + 0.5 - offset) / stride
+    to_map = np.array([[1 / sx, 0, (0.5 - ox) / sx], [0, 1 / sy, (0.5 - oy) / sy]], np.float64)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    full = cv2.warpAffine(norm, to_map, (c.width, c.height), flags=flags, borderMode=cv2.BORDER_REPLICATE)
     left, top, sx, sy = geometry.placement()
     fw, fh = (geometry.height, geometry.width) if geometry.turned else (geometry.width, geometry.height)
     nw, nh = round(fw * sx), round(fh * sy)
@@ -110,19 +149,26 @@ def overlay_png(small: np.ndarray) -> str:
 
 
 def build_heatmap(
-    cam: np.ndarray, index: int, label: str, frame_shape: tuple[int, ...], contract: InputContract
+    cam: np.ndarray,
+    index: int,
+    label: str,
+    frame_shape: tuple[int, ...],
+    contract: InputContract,
+    provenance: dict | None = None,
 ) -> dict:
     """The JSON heat map of class ``index`` (``label``) for a frame of ``frame_shape`` (H, W, ...).
 
     ``shape`` is the map's own [h, w]; ``peak`` and ``cell`` are frame pixels (the peak cell's centre
     and rectangle; ``index`` its [row, column] in the map); ``png`` a small base64 overlay covering the
-    whole frame. ValueError when the cam cannot give a map.
+    whole frame. ``provenance`` is the card's (its ``heatmap.grid`` places the cells). ValueError when
+    the cam cannot give a map.
     """
     norm = class_map(cam, index)
     geometry = FrameGeometry(int(frame_shape[0]), int(frame_shape[1]), contract)
+    grid = Grid.from_card(provenance or {}, norm.shape, contract)
     return {
         "label": label,
         "shape": [int(norm.shape[0]), int(norm.shape[1])],
-        **peak_cell(norm, geometry),
-        "png": overlay_png(frame_map(norm, geometry)),
+        **peak_cell(norm, geometry, grid),
+        "png": overlay_png(frame_map(norm, geometry, grid)),
     }

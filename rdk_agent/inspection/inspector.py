@@ -153,7 +153,9 @@ class Inspector:
         started = time.perf_counter()
         card = active.classifier.card
         try:
-            heatmap = build_heatmap(prediction.cam, prediction.index, prediction.label, rgb.shape, card.input)
+            heatmap = build_heatmap(
+                prediction.cam, prediction.index, prediction.label, rgb.shape, card.input, card.provenance
+            )
         except ValueError as exc:
             log.warning("no heat map from model %s: %s", active.classifier.sha256[:12], exc)
             heatmap = None
