@@ -38,13 +38,19 @@ export class LivePreview {
     this.img = document.getElementById("live");
     this.timer = null;
     this.running = false;
+    this.view = "rgb";
     this.img.addEventListener("error", () => this.retry());
+    const depth = document.getElementById("depth-view");
+    depth.addEventListener("change", () => {
+      this.view = depth.checked ? "depth" : "rgb";
+      if (this.running) this.start();
+    });
   }
 
   start() {
     clearTimeout(this.timer);
     this.running = true;
-    this.img.src = "/api/v1/stream.mjpg?t=" + Date.now();
+    this.img.src = `/api/v1/stream.mjpg?view=${this.view}&t=${Date.now()}`;
   }
 
   /** Close the stream (hidden tab, logout): each viewer holds one of the agent's few stream slots. */
@@ -104,6 +110,7 @@ export class StatusLine {
     this.banner.hidden = !lost;
     this.banner.parentElement.classList.toggle("lost", lost);
     this.banner.textContent = lost ? `Camera lost: ${message}. Retrying…` : "";
+    document.getElementById("depth-toggle").hidden = !camera.has_depth;
 
     this.showModel(status.model || {});
     this.liveInspection = Boolean(status.model && status.model.live_inspection);
