@@ -23,6 +23,7 @@ import numpy as np
 from shared_schema import InputContract
 
 OVERLAY_SIDE = 64  # longest side of the overlay PNG: a few kB, smoothly upscaled by the browser
+_JET = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_JET)[:, 0]  # BGR per level
 
 
 @dataclass(frozen=True)
@@ -118,31 +119,34 @@ def peak_cell(norm: np.ndarray, geometry: FrameGeometry, grid: Grid | None = Non
 def frame_map(
     norm: np.ndarray, geometry: FrameGeometry, grid: Grid | None = None, side: int = OVERLAY_SIDE
 ) -> np.ndarray:
-    """The normalised map resampled onto the frame (letterbox cut off, turn undone), longest side ``side``."""
-    c = geometry.contract
-    grid = grid or Grid.even(norm.shape, c)
-    (sy, sx), (oy, ox) = grid.stride, grid.offset
-    # input pixel x (centre x + 0.5) samples the map at index (x + 0.5 - offset) / stride
-    to_map = np.array([[1 / sx, 0, (0.5 - ox) / sx], [0, 1 / sy, (0.5 - oy) / sy]], np.float64)
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    full = cv2.warpAffine(norm, to_map, (c.width, c.height), flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    """The normalised map resampled onto the frame (letterbox cut off, turn undone), longest side ``side``.
+
+    One affine warp: overlay pixel -> frame point -> turned frame -> input tensor -> map index.
+    """
+    grid = grid or Grid.even(norm.shape, geometry.contract)
+    fh, fw = geometry.height, geometry.width
+    scale = side / max(fw, fh)
+    size = (max(1, round(fw * scale)), max(1, round(fh * scale)))
+    # overlay pixel (u, v) -> frame point ((u + 0.5) * fw / out_w, (v + 0.5) * fh / out_h)
+    kx, ky = fw / size[0], fh / size[1]
+    to_frame = np.array([[kx, 0, 0.5 * kx], [0, ky, 0.5 * ky], [0, 0, 1]])
+    # frame point (x, y) -> turned frame (u', v') = (fh - y, x) when preprocessing turned it clockwise
+    to_turned = np.array([[0, -1, fh], [1, 0, 0], [0, 0, 1]]) if geometry.turned else np.eye(3)
     left, top, sx, sy = geometry.placement()
-    fw, fh = (geometry.height, geometry.width) if geometry.turned else (geometry.width, geometry.height)
-    nw, nh = round(fw * sx), round(fh * sy)
-    inside = full[int(top) : int(top) + nh, int(left) : int(left) + nw]
-    if geometry.turned:
-        inside = np.rot90(inside)  # counter-clockwise: back to the portrait frame
-    scale = side / max(geometry.width, geometry.height)
-    size = (max(1, round(geometry.width * scale)), max(1, round(geometry.height * scale)))
-    return cv2.resize(np.ascontiguousarray(inside), size, interpolation=cv2.INTER_AREA)
+    to_input = np.array([[sx, 0, left], [0, sy, top], [0, 0, 1]])
+    (gy, gx), (oy, ox) = grid.stride, grid.offset
+    to_map = np.array([[1 / gx, 0, -ox / gx], [0, 1 / gy, -oy / gy], [0, 0, 1]])
+    matrix = (to_map @ to_input @ to_turned @ to_frame)[:2]
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    return cv2.warpAffine(norm, matrix, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
 
 
 def overlay_png(small: np.ndarray) -> str:
     """Base64 PNG, BGRA: the JET colour of each value with an alpha that grows with it (cold areas clear)."""
     grey = np.clip(small * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    colour = cv2.applyColorMap(grey, cv2.COLORMAP_JET)
+    colour = _JET[grey]
     alpha = np.clip(small * 200.0, 0, 200).astype(np.uint8)
-    ok, png = cv2.imencode(".png", np.dstack([colour, alpha]), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    ok, png = cv2.imencode(".png", np.dstack([colour, alpha]), [cv2.IMWRITE_PNG_COMPRESSION, 1])
     if not ok:
         raise ValueError("cannot encode the heat map")
     return base64.b64encode(png.tobytes()).decode("ascii")
