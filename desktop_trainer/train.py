@@ -25,6 +25,7 @@ from desktop_trainer.finalize import finalize
 from desktop_trainer.models.backbones import BackboneError
 from desktop_trainer.models.module import Classifier
 from desktop_trainer.progress import resolve_flag
+from desktop_trainer.tracking import log_config
 from shared_schema import InputContract
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,7 @@ def run(cfg: DictConfig) -> dict | None:
         log.info("split %s: %s in %d group(s)", split, counts, len(groups[split]))
     module = build_module(cfg, dm)
     trainer = build_trainer(cfg)
+    log_config(trainer, cfg)
     trainer.fit(module, datamodule=dm, ckpt_path=cfg.ckpt_path)
     if not trainer.is_global_zero:
         return None

@@ -40,7 +40,8 @@ def card_calibration(calibration: dict) -> dict:
 
 
 def model_card(ctx: FinalizeContext, calibration: dict, macs: int, training: dict) -> ModelCard:
-    """The card for ``ctx``'s network; ``training`` holds epochs, seconds and the checkpoint path (or None)."""
+    """The card for ``ctx``'s network; ``training`` holds epochs, seconds and the checkpoint path (or None),
+    and with MLflow tracking ``mlflow_run_id`` and ``mlflow_tracking_uri``, which lead back to the run."""
     dm, cfg = ctx.dm, ctx.cfg
     thresholds = calibration["thresholds"]
     test = ctx.results["test"].metrics
@@ -63,6 +64,8 @@ def model_card(ctx: FinalizeContext, calibration: dict, macs: int, training: dic
             "train_seconds": training["seconds"],
             "code_version": code_version(),
             "checkpoint": Path(ckpt).name if ckpt else None,
+            "mlflow_run_id": training.get("mlflow_run_id"),
+            "mlflow_tracking_uri": training.get("mlflow_tracking_uri"),
         },
         metrics={
             "test": {k: round(test.get(k, 0.0), 4) for k in ("accuracy", "macro_f1")},

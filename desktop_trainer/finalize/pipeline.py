@@ -16,6 +16,7 @@ from desktop_trainer.finalize.context import FinalizeContext
 from desktop_trainer.finalize.evaluate import calibrate, chosen_checkpoint, evaluate, load_checkpoint
 from desktop_trainer.finalize.results import print_closing, write_metrics, write_report
 from desktop_trainer.models.macs import count_macs
+from desktop_trainer.tracking import log_results, run_reference
 
 Exporter = Callable[[FinalizeContext], dict[str, str]]
 
@@ -43,7 +44,7 @@ def finalize(
     calibration = calibrate(ctx.results, cfg.export)
     contract = dm.contract
     macs = count_macs(net, (contract.num_channels, contract.height, contract.width))
-    ctx.card = model_card(ctx, calibration, macs, {**training, "checkpoint": ckpt})
+    ctx.card = model_card(ctx, calibration, macs, {**training, "checkpoint": ckpt, **run_reference(trainer)})
     ctx.metrics = {
         "labels": dm.labels,
         "label_schema_hash": dm.dataset.schema.hash,
@@ -70,5 +71,6 @@ def finalize(
     for exporter in exporters(cfg.export).values():
         ctx.artefacts.update(exporter(ctx))
     paths = {**ctx.artefacts, **write_report(ctx), **write_metrics(ctx)}
+    log_results(trainer, ctx.metrics, paths)
     print_closing(paths, ctx.metrics)
     return {**ctx.metrics, "paths": paths}
