@@ -232,3 +232,25 @@ def test_the_depth_view_of_an_rgb_only_camera_is_refused(agent_app, tmp_path):
     r = agent.client.get(agent.api("stream.mjpg?view=depth"), headers=agent.auth)
     assert r.status_code == 409 and r.json["error"]["code"] == "no_depth"
     assert "stereo:" in r.json["error"]["message"]
+
+
+def test_the_cli_refuses_a_stereo_camera_without_calibration(pairs, tmp_path, capsys):
+    from rdk_agent.__main__ import main
+
+    folder = tmp_path / "pairs"
+    _write_pairs(folder, pairs)
+    data = tmp_path / "data"
+    assert main(["--data-dir", str(data), "--port", "0", "--camera", f"stereo:files:{folder}"]) == 2
+    err = capsys.readouterr().err
+    assert f"no stereo calibration at {data / 'stereo_calibration.json'}" in err and CALIBRATE_COMMAND in err
+    assert main(["--data-dir", str(data), "--camera", "stereo:webcam:0"]) == 2
+    assert "unknown provider 'webcam'" in capsys.readouterr().err
+
+
+def test_the_calibration_defaults_to_the_data_dir_and_follows_the_flag(tmp_path):
+    from rdk_agent.config import AgentConfig
+
+    assert AgentConfig(data_dir=tmp_path).calibration == tmp_path.resolve() / "stereo_calibration.json"
+    chosen = AgentConfig.build(data_dir=tmp_path, calibration=tmp_path / "cal.json")
+    assert chosen.calibration == (tmp_path / "cal.json").resolve()
+    assert AgentConfig.build(data_dir=tmp_path, env={"RDK_AGENT_CALIBRATION": "x.json"}).calibration.name == "x.json"
