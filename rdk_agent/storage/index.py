@@ -205,8 +205,12 @@ class SampleIndex:
         self._all_lock = threading.Lock()
         with self._write_lock:
             conn = self._connection()
-            conn.executescript(_DDL)
-            _migrate(conn)
+            try:
+                conn.executescript(_DDL)
+                _migrate(conn)
+            except BaseException:
+                self.close()
+                raise
 
     def _connection(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

@@ -95,10 +95,18 @@ class CaptureStore:
         for folder in (self.samples_dir, self.staging_dir, self.trash_dir, self.quarantine_dir, self.thumbs_dir):
             folder.mkdir(parents=True, exist_ok=True)
         self._lock_fd = _lock_data_dir(self.data_dir)
-        self.index = SampleIndex(self.data_dir / "index.sqlite3")
-        self.dataset_id = self.index.meta_value("dataset_id", lambda: "ds-" + uuid.uuid4().hex[:16])
-        self.current_group = CurrentGroup(self.data_dir)
-        self.integrity: IntegrityReport = reconcile(self.data_dir, self.index, verify)
+        try:
+            self.index = SampleIndex(self.data_dir / "index.sqlite3")
+        except BaseException:  # e.g. a migration that failed: leave the data dir unlocked for the next try
+            os.close(self._lock_fd)
+            raise
+        try:
+            self.dataset_id = self.index.meta_value("dataset_id", lambda: "ds-" + uuid.uuid4().hex[:16])
+            self.current_group = CurrentGroup(self.data_dir)
+            self.integrity: IntegrityReport = reconcile(self.data_dir, self.index, verify)
+        except BaseException:
+            self.close()
+            raise
         self._delete_lock = threading.Lock()
         self._exports_lock = threading.Lock()
         self._exports = 0

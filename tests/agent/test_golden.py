@@ -210,3 +210,40 @@ def test_manifest_golden_flag_is_optional_and_typed():
     data["samples"][0]["golden"] = "yes"
     with pytest.raises(SchemaError, match=r"samples\[0\]\(id=a\)\.golden"):
         DatasetManifest.from_dict(data)
+
+
+def test_a_change_and_its_audit_row_commit_together(agent):
+    capture = _capture(agent, group=TEST_SIDE[0])
+    conn = sqlite3.connect(agent.data_dir / "index.sqlite3")
+    conn.execute("CREATE TRIGGER refuse_audit BEFORE INSERT ON golden_audit BEGIN SELECT RAISE(ABORT, 'no'); END")
+    conn.commit()
+    with pytest.raises(sqlite3.IntegrityError):  # the audit row cannot be written: the relabel is undone
+        agent.app.extensions["rdk"].store.relabel(capture["id"], "gap")
+    assert _get(agent, f"captures/{capture['id']}")["label"] == "good"
+    conn.execute("DROP TRIGGER refuse_audit")
+    conn.commit()
+    conn.close()
+    assert _patch(agent, f"captures/{capture['id']}", {"label": "gap"}).json["label"] == "gap"
+    assert len(_get(agent, f"captures/{capture['id']}")["history"]) == 1
+
+
+def test_a_migration_that_fails_half_way_leaves_the_old_index_and_runs_again(agent):
+    captures = [_capture(agent, group=g) for g in TEST_SIDE + TRAIN_SIDE]
+    agent.stop()
+    conn = sqlite3.connect(agent.data_dir / "index.sqlite3")
+    conn.executescript(
+        "DROP INDEX samples_golden; ALTER TABLE samples DROP COLUMN golden; DROP TABLE golden_audit; "
+        "PRAGMA user_version = 2; CREATE TRIGGER stop_migration BEFORE UPDATE ON samples "
+        "BEGIN SELECT RAISE(ABORT, 'power cut'); END;"
+    )
+    conn.close()
+    with pytest.raises(sqlite3.IntegrityError):  # fails after the column was added, before the commit
+        agent.start()
+    agent.app = None
+    conn = sqlite3.connect(agent.data_dir / "index.sqlite3")
+    assert "golden" not in {row[1] for row in conn.execute("PRAGMA table_info(samples)")}
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    conn.executescript("DROP TRIGGER stop_migration;")
+    conn.close()
+    agent.start()
+    assert _ids(agent, golden=1) == {c["id"] for c in captures[: len(TEST_SIDE)]}
