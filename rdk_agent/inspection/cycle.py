@@ -126,8 +126,10 @@ class ModelCycle:
     # -- one step --------------------------------------------------------------------------------
 
     def step(self) -> None:
-        """Score what is unscored, refresh shadow agreement, apply the policy, write the counters."""
+        """Apply the policy (an immediate promotion needs no score), score what is unscored, apply it again,
+        write the counters."""
         self.steps += 1
+        self._judge()
         self._score()
         self._judge()
         self.registry.flush()

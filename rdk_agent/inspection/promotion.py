@@ -52,6 +52,8 @@ def _f1(value: float | None) -> str:
 def decide(settings: InspectionSettings, champion: dict | None, challenger: dict) -> Decision:
     """The policy of the module docstring: refuse a challenger worse on the golden set, promote one better by
     the margin after its shadow frames (auto), else leave it waiting for the operator."""
+    if settings.promotion == "immediate":
+        return Decision("promoted", "promotion is immediate: every model that passes the card checks serves")
     golden = challenger.get("golden")
     if golden is None:
         return Decision("pending", "scoring on the golden set")

@@ -21,7 +21,9 @@ A model that arrives in the models dir becomes the challenger (see ``rdk_agent.i
 ``promotion`` says who promotes it: ``"auto"`` promotes it when its golden-set macro-F1 is at least
 the champion's plus ``promotion_margin`` and it has run ``shadow_frames`` frames in shadow without a
 worse agreement with operator labels than the champion's; ``"manual"`` leaves every promotion to
-the operator. A challenger worse on the golden set is refused in both modes.
+the operator. A challenger worse on the golden set is refused in both modes. ``"immediate"`` is the
+behaviour before the registry, for rigs that test the hot swap itself: every model that passes the
+card checks serves at once (it is still kept, scored and shown, but the golden set is no gate).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from rdk_agent.inspection.onnx_model import DEFAULT_INTRA_OP_THREADS
 
 RULES_MODES = ("always", "on_fallback")
-PROMOTION_MODES = ("auto", "manual")
+PROMOTION_MODES = ("auto", "manual", "immediate")
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ class InspectionSettings:
     model_filename: str = "model.onnx"
     poll_interval_s: float = 0.5  # models-dir watch period
     keep_models: int = 5  # model versions kept on the board (never the champion or the previous champion)
-    promotion: str = "auto"  # auto | manual: who promotes a challenger (see the module docstring)
+    promotion: str = "auto"  # auto | manual | immediate: who promotes a challenger (see the module docstring)
     promotion_margin: float = 0.01  # golden-set macro-F1 a challenger must gain over the champion
     shadow_frames: int = 50  # frames a challenger runs in shadow before auto promotion; 0 = no shadow
     shadow_queue: int = 8  # frames waiting for the challenger; more are dropped (and counted)

@@ -222,6 +222,17 @@ def test_manual_promotion_waits_then_operator_promotes_and_rolls_back(station):
     assert s.models.active.classifier.sha256 == sha(better)
 
 
+def test_immediate_promotion_serves_every_checked_model_and_still_scores_it(station):
+    s = station(promotion="immediate")
+    rm.fill_golden(s.store, per_class=1)
+    s.judged(rm.deploy(s.models.models_dir, "perfect"))
+    worse = rm.deploy(s.models.models_dir, "permuted")
+    verdict = s.judged(worse)
+    assert verdict["decision"] == "promoted" and "immediate" in verdict["reason"]
+    assert s.models.active.classifier.sha256 == sha(worse)
+    assert wait_until(lambda: s.version(worse)["golden"])["accuracy"] == 0.0, "scored and shown, not a gate"
+
+
 def test_golden_set_change_rescores_the_challenger(station):
     s = station(promotion="manual", shadow_frames=0)
     rm.fill_golden(s.store, per_class=1)

@@ -37,7 +37,8 @@ expect.set_options(timeout=WAIT_MS)
 def agent(tmp_path_factory) -> Iterator[AgentProcess]:
     """A real ``python -m rdk_agent`` on the synthetic camera, shared by the page tests (they count deltas)."""
     root = tmp_path_factory.mktemp("page-agent")
-    config = {"inspection": {"poll_interval_s": 0.1, "intra_op_threads": 1}}  # quick pickup of deployed models
+    # quick pickup of deployed models, each serving at once (the champion/challenger policy has its own page test)
+    config = {"inspection": {"poll_interval_s": 0.1, "intra_op_threads": 1, "promotion": "immediate"}}
     process = AgentProcess(root / "data", root / "models", token="page-test-token", config=config)
     process.start()
     yield process

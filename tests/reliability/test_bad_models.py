@@ -75,6 +75,7 @@ def _serving(agent) -> None:
 
 def test_each_bad_model_falls_back_with_its_reason_and_the_agent_keeps_serving(agent_process):
     settings = {"poll_interval_s": 0.1, "timeout_ms": 150, "intra_op_threads": 1, "max_consecutive_timeouts": 50}
+    settings["promotion"] = "immediate"  # each sound model serves once checked, as before the model registry
     agent = agent_process(config={"inspection": settings})
     tried = 0
     # no good model yet: each refusal leaves the rules in charge, with the refusal's reason
