@@ -159,13 +159,7 @@ class ModelCard:
     card_version: str = CARD_FORMAT_VERSION
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise SchemaError("task", f"{self.task!r} is not one of {', '.join(TASKS)}")
-        for role, name in self.extra_outputs.items():
-            if not isinstance(name, str) or not name or name == self.output_name:
-                raise SchemaError(f"extra_outputs.{role}", "must name a graph output other than output_name")
-        if self.task == "anomaly":
-            validate_anomaly(self.anomaly, self.labels)
+        self._check_task()
         if len(self.labels) < 2:
             raise SchemaError("labels", "a model needs at least two output labels")
         if len(set(self.labels)) != len(self.labels):
@@ -185,6 +179,15 @@ class ModelCard:
         confidence, review = self.confidence_threshold, self.review_threshold
         if confidence is not None and review is not None and review < confidence:
             raise SchemaError("review_threshold", f"{review} is below confidence_threshold {confidence}")
+
+    def _check_task(self) -> None:
+        if self.task not in TASKS:
+            raise SchemaError("task", f"{self.task!r} is not one of {', '.join(TASKS)}")
+        for role, name in self.extra_outputs.items():
+            if not isinstance(name, str) or not name or name == self.output_name:
+                raise SchemaError(f"extra_outputs.{role}", "must name a graph output other than output_name")
+        if self.task == "anomaly":
+            validate_anomaly(self.anomaly, self.labels)
 
     def to_dict(self) -> dict:
         """Return the JSON form."""
