@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# make deploy-model: check a model's card here, rsync it to the board's models dir, and wait until
-# the agent reports it active, or print the agent's reason for refusing it (see deploy/README.md).
+# make deploy-model: check a model's card here, rsync it to the board's models dir, and wait for the
+# board's verdict: promoted, waiting (why) or refused (why), with the champion's and the challenger's
+# golden-set accuracy and macro-F1 side by side (see deploy/README.md).
 #
 # Settings (environment): MODEL (required), RDK_HOST RDK_PORT RDK_DIR RDK_SSH_OPTS RDK_PYTHON (lib.sh),
 #   PYTHON               the desktop python with onnxruntime and shared_schema (default .venv/bin/python)
-#   RDK_MODEL_TIMEOUT    seconds to wait for the agent to report the model (default 120)
+#   RDK_MODEL_TIMEOUT    seconds to wait for the board's verdict (default 120; scoring a large golden
+#                        set on the board takes a while)
 #   RDK_AGENT_TOKEN      the agent's token (default: read on the board from etc/agent.env or data/token)
 #
-# Exit status: 0 active, 1 usage/ssh/rsync error, 2 refused here (card), 3 refused by the agent,
-# 4 the agent did not report it in time, 5 the agent refused the token.
+# Exit status: 0 promoted or waiting (an agent without the model registry: active), 1 usage/ssh/rsync
+# error, 2 refused here (card), 3 refused by the board (unfit, or worse on its golden set), 4 no verdict
+# in time (the message names what is pending), 5 the agent refused the token.
 set -euo pipefail
 prog=deploy-model
 usage="make deploy-model RDK_HOST=user@board MODEL=path/to/model.onnx [RDK_PORT=22] [RDK_DIR=/opt/rdk_agent]"
