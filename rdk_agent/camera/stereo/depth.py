@@ -40,7 +40,7 @@ class DepthSettings:
     block: int = 5  # its block size
     match_step: int = 1  # the residual match runs at 1/match_step of the working resolution
     window: int = 9  # refinement window (odd)
-    refine_steps: int = 3
+    refine_steps: int = 2
     min_ncc: float = 0.6  # normalised cross-correlation a refined match needs (window of the refinement)
     min_texture: float = 0.5  # mean squared x-gradient a refinement window needs (grey levels²)
 
