@@ -32,6 +32,8 @@ export class InspectPanel {
     this.button = document.getElementById("inspect-btn");
     this.button.addEventListener("click", () => this.inspect());
     this.shownAt = null;
+    this.overlay = document.getElementById("heatmap-overlay");
+    this.mapVisible = true;
   }
 
   /** Inspect the current camera frame. */
@@ -109,7 +111,39 @@ export class InspectPanel {
     for (const reason of rules.reasons || []) notes.append(el("li", "", reason));
     if (result.error) notes.append(el("li", "error", `model error: ${result.error.message || result.error}`));
     if (result.review_capture_id) notes.append(el("li", "review-note", "Low confidence: queued for review"));
+    if (result.heatmap) notes.append(this.heatmapNote(result.heatmap));
 
     this.root.replaceChildren(head, engine, probs, measures, notes);
+    this.showHeatmap(result.heatmap);
+  }
+
+  /** Overlay the model's heat map (a small PNG covering the whole frame) on the preview, or clear it. */
+  showHeatmap(heatmap) {
+    if (!this.overlay) return;
+    if (heatmap && heatmap.png) {
+      this.overlay.src = "data:image/png;base64," + heatmap.png;
+      this.overlay.dataset.label = heatmap.label;
+      this.overlay.hidden = !this.mapVisible;
+    } else {
+      this.overlay.removeAttribute("src");
+      delete this.overlay.dataset.label;
+      this.overlay.hidden = true;
+    }
+  }
+
+  /** "Heat map: where the model saw <label>", the peak in frame pixels, and a show/hide switch. */
+  heatmapNote(heatmap) {
+    const note = el("li", "heatmap-note",
+      `Heat map: where the model saw ${heatmap.label}, peak at (${Math.round(heatmap.peak.x)}, ` +
+      `${Math.round(heatmap.peak.y)}) px, ${heatmap.shape[1]}×${heatmap.shape[0]} cells`);
+    const toggle = el("button", "btn btn-small", this.mapVisible ? "Hide map" : "Show map");
+    toggle.type = "button";
+    toggle.addEventListener("click", () => {
+      this.mapVisible = !this.mapVisible;
+      this.overlay.hidden = !this.mapVisible || !this.overlay.getAttribute("src");
+      toggle.textContent = this.mapVisible ? "Hide map" : "Show map";
+    });
+    note.append(toggle);
+    return note;
   }
 }
