@@ -81,9 +81,9 @@ class StereoCamera(CameraSource):
         with self._lock:
             self._frames += 1
             self._last_error = None
-            for key in ("depth_ms", "rectify_ms", "valid_fraction"):
+            latest = {"depth_ms": result.ms, "rectify_ms": rectify_ms, "valid_fraction": result.valid_fraction}
+            for key, new in latest.items():
                 old = self._averages.get(key)
-                new = float(meta[key])  # type: ignore[arg-type]
                 self._averages[key] = new if old is None else old + _AVERAGE * (new - old)
         return Frame(rgb=rect_left, depth=result.depth, timestamp=stamp, meta=meta)
 
