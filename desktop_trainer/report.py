@@ -1,4 +1,4 @@
-"""Human-readable run report: confusion matrix, misclassified images, training curves, summary."""
+"""Human-readable run report: confusion matrix, misclassified images and their Grad-CAM, training curves, summary."""
 
 from __future__ import annotations
 
@@ -12,10 +12,15 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
+from desktop_trainer.data.dataset import load_sample
 from desktop_trainer.data.samples import Sample
 from desktop_trainer.data.split import report_lines
+from desktop_trainer.models.cam import CamUnavailable, last_block
+from shared_schema import InputContract
 from shared_schema.postprocess import probabilities
+from shared_schema.preprocess import fit_image, preprocess
 
 
 def plot_confusion(matrix: list[list[int]], labels: Sequence[str], path: Path, title: str) -> None:
@@ -62,6 +67,56 @@ def plot_misclassified(
         ax.set_title(f"{labels[targets[i]]} → {labels[preds[i]]}\n{probs[i, preds[i]]:.2f}", fontsize=8)
     if not wrong:
         axes.flat[0].text(0.5, 0.5, "no misclassified test images", ha="center", va="center")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return len(wrong)
+
+
+def plot_gradcam(
+    net: torch.nn.Module,
+    samples: Sequence[Sample],
+    logits: np.ndarray,
+    targets: np.ndarray,
+    labels: Sequence[str],
+    contract: InputContract,
+    path: Path,
+    limit: int = 8,
+) -> int | None:
+    """Grad-CAM (pytorch-grad-cam) of the predicted class on the misclassified images, over the model's input.
+
+    Each tile shows the input as the model saw it (letterboxed or stretched, RGB) with the Grad-CAM of the
+    wrong class at the last feature block: what the model took for that class. Returns how many tiles
+    were drawn, or None when the network has no known last block (nothing is written).
+    """
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    try:
+        layer = last_block(net)
+    except CamUnavailable:
+        return None
+    preds = logits.argmax(1) if len(logits) else np.zeros(0, int)
+    wrong = [i for i in range(len(targets)) if preds[i] != targets[i]][:limit]
+    cols = max(1, min(4, len(wrong)))
+    rows = max(1, (len(wrong) + cols - 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    net = net.eval()
+    with GradCAM(model=net, target_layers=[layer]) as cam:
+        for ax, i in zip(axes.flat, wrong, strict=False):
+            image, depth = load_sample(samples[i], contract.channels == "rgbd")
+            x = torch.from_numpy(preprocess(image, contract, depth))[None].requires_grad_()  # frozen layers too
+            mask = cam(input_tensor=x, targets=[ClassifierOutputTarget(int(preds[i]))])[0]
+            shown = fit_image(image, contract)
+            rgb = shown if contract.colour_order == "rgb" else cv2.cvtColor(shown, cv2.COLOR_BGR2RGB)
+            ax.imshow(show_cam_on_image(rgb.astype(np.float32) / 255.0, mask, use_rgb=True))
+            ax.set_title(f"{labels[targets[i]]} → {labels[preds[i]]}", fontsize=8)
+    if not wrong:
+        axes.flat[0].text(0.5, 0.5, "no misclassified test images", ha="center", va="center")
+    fig.suptitle("Grad-CAM of the predicted (wrong) class", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -153,5 +208,6 @@ def write_summary(metrics: dict, path: Path) -> None:
             f"{pc.get('precision', 0):.3f} | {pc.get('recall', 0):.3f} | {pc.get('f1', 0):.3f} |"
         )
     lines += report_lines(metrics["split_groups"], sizes)
-    lines += ["", "Plots: confusion_matrix.png, misclassified.png, curves.png", ""]
+    plots = "confusion_matrix.png, misclassified.png, gradcam.png (what the model saw in them), curves.png"
+    lines += ["", f"Plots: {plots}", ""]
     path.write_text("\n".join(lines), encoding="utf-8")

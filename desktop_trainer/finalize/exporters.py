@@ -16,6 +16,7 @@ from desktop_trainer.export.bpu import write_bpu_bundle
 from desktop_trainer.export.onnx_export import check_parity, export_onnx
 from desktop_trainer.export.quantize import quantize_int8
 from desktop_trainer.finalize.context import FinalizeContext
+from shared_schema import read_model_card
 from shared_schema.preprocess import preprocess
 
 
@@ -28,6 +29,7 @@ def onnx_model(ctx: FinalizeContext, parity_atol: float, latency_runs: int) -> d
     """model.onnx with the card embedded, gated on parity with PyTorch on the val split (ParityError
     beyond ``parity_atol`` or on any top-1 change); ORT latency at 1 thread."""
     path = export_onnx(ctx.net, ctx.card, ctx.out_dir / "model.onnx")
+    ctx.card = read_model_card(path)  # as embedded: with the cam output and its grid when the head has one
     ctx.metrics["parity"] = check_parity(ctx.net, path, ctx.batch("val"), atol=parity_atol)
     latency = ort_latency_ms(str(path), _input_shape(ctx), runs=latency_runs)
     ctx.metrics.setdefault("latency", {})["fp32"] = latency

@@ -10,7 +10,7 @@ from desktop_trainer.finalize.context import FinalizeContext
 
 
 def write_report(ctx: FinalizeContext) -> dict[str, str]:
-    """report/: confusion matrix, misclassified test images, curves, summary.md."""
+    """report/: confusion matrix, misclassified test images and their Grad-CAM, curves, summary.md."""
     rep = ctx.out_dir / "report"
     rep.mkdir(exist_ok=True)
     metrics, labels = ctx.metrics, ctx.dm.labels
@@ -25,6 +25,7 @@ def write_report(ctx: FinalizeContext) -> dict[str, str]:
         rep / "misclassified.png",
         temperature=metrics["calibration"]["temperature"],
     )
+    report.plot_gradcam(ctx.net, ctx.dm.split.test, logits, targets, labels, ctx.dm.contract, rep / "gradcam.png")
     csvs = sorted(ctx.out_dir.glob("logs/**/metrics.csv"))
     report.plot_curves(csvs[-1] if csvs else None, rep / "curves.png")
     report.write_summary(metrics, rep / "summary.md")

@@ -48,6 +48,21 @@ def cam_parts(net: nn.Module) -> tuple[Features, nn.Linear]:
     raise CamUnavailable(f"{type(net).__name__}: no known global-pooling + linear head")
 
 
+def last_block(net: nn.Module) -> nn.Module:
+    """The last feature block of ``net`` (stride 32), the layer the report's Grad-CAM reads."""
+    from efficientnet_lite_pytorch import EfficientNet as Lite
+    from torchvision.models import ResNet
+
+    if isinstance(net, Lite):
+        return net._blocks[-1]
+    if isinstance(net, ResNet):
+        return net.layer4[-1]
+    features = getattr(net, "features", None)
+    if isinstance(features, nn.Sequential):
+        return features[-1]
+    raise CamUnavailable(f"{type(net).__name__}: no known last feature block")
+
+
 class WithCam(nn.Module):
     """``net`` with two outputs: its own logits (unchanged path) and the class maps ``cam`` (no bias)."""
 
