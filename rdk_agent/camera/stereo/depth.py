@@ -33,7 +33,7 @@ COARSE = 4  # the plane step works at 1/COARSE of the working resolution
 class DepthSettings:
     """How depth is matched; the defaults are the ones bench/p8_stereo_depth.py measured."""
 
-    band: tuple[float, float] = (0.35, 0.65)  # rows matched, as fractions of the image height
+    band: tuple[float, float] = (0.4, 0.6)  # rows matched, as fractions of the image height
     z_range_mm: tuple[float, float] = (150.0, 600.0)  # nearest and farthest plate the plane step looks for
     residual_px: int = 16  # disparities searched around the plate plane (multiple of 16)
     matcher: str = "sgbm"  # the residual match: OpenCV's semi-global ("sgbm") or block matcher ("bm")
