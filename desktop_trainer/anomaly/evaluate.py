@@ -98,23 +98,29 @@ def score_samples(
     return out
 
 
+def _unit(scores: np.ndarray) -> tuple[torch.Tensor, float, float]:
+    """Scores min-max scaled into [0, 1] (torchmetrics reads values outside [0, 1] as logits and squashes
+    them with a sigmoid, which saturates raw distances); the offset and span to map back."""
+    values = np.asarray(scores, dtype=np.float64)
+    lo, span = float(values.min()), float(values.max() - values.min()) or 1.0
+    return torch.from_numpy(((values - lo) / span).astype(np.float32)), lo, span
+
+
 def auroc(scores: np.ndarray, truth: np.ndarray) -> float | None:
     """torchmetrics' exact binary AUROC; None when only one class is present."""
     if truth.size == 0 or truth.all() or not truth.any():
         return None
-    return float(
-        binary_auroc(torch.from_numpy(np.asarray(scores, np.float32)), torch.from_numpy(truth.astype(np.int64)))
-    )
+    return float(binary_auroc(_unit(scores)[0], torch.from_numpy(truth.astype(np.int64))))
 
 
 def f1_threshold(scores: np.ndarray, truth: np.ndarray) -> float:
-    """The threshold of the largest F1 (anomalib's F1AdaptiveThreshold)."""
-    precision, recall, thresholds = binary_precision_recall_curve(
-        torch.from_numpy(np.asarray(scores, np.float32)), torch.from_numpy(truth.astype(np.int64))
-    )
+    """The threshold of the largest F1 (anomalib's F1AdaptiveThreshold), in the scores' own units."""
+    unit, lo, span = _unit(scores)
+    precision, recall, thresholds = binary_precision_recall_curve(unit, torch.from_numpy(truth.astype(np.int64)))
+    if not len(thresholds):
+        return float(np.max(scores))
     f1 = 2 * precision * recall / (precision + recall + 1e-12)
-    best = int(torch.argmax(f1[:-1])) if len(thresholds) else 0
-    return float(thresholds[best]) if len(thresholds) else float(np.max(scores))
+    return lo + float(thresholds[int(torch.argmax(f1[:-1]))]) * span
 
 
 def choose_scale(values: np.ndarray, truth: np.ndarray, good_quantile: float) -> tuple[ScoreScale, str]:

@@ -96,7 +96,11 @@ def run_anomaly(cfg: DictConfig) -> dict:
     )
 
     model = build_model(cfg, contract.num_channels, (contract.height, contract.width))
-    fit(cfg, model, SampleDataset(train, schema.names, contract))
+    if a.weights:  # a previous run's fitted model: choose the threshold, evaluate and export again
+        model.set_memory_bank(torch.load(a.weights, map_location="cpu", weights_only=True)["memory_bank"])
+        model.load_state_dict(torch.load(a.weights, map_location="cpu", weights_only=True))
+    else:
+        fit(cfg, model, SampleDataset(train, schema.names, contract))
     fit_s = time.time() - started
 
     def score(scorer, samples) -> Scored:
