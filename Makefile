@@ -13,7 +13,7 @@ DATA ?= ../shared/datasets/magnetic_tile
 TRAIN_ARGS ?= 'data.glob=*.jpg'
 PYTEST_ARGS ?=
 
-.PHONY: help setup wheels lock test test-reliability-full lint format agent train demo demo-stop bench bench-quick bench-accuracy bench-export bench-rules deploy-rdk deploy-model clean
+.PHONY: help setup wheels lock test test-reliability-full lint format agent train demo demo-stop bench bench-quick bench-accuracy bench-export bench-rules deploy-rdk deploy-model retrain clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -79,6 +79,18 @@ deploy-rdk: $(STAMP) ## Build the agent wheel and install or update it on a boar
 
 deploy-model: $(STAMP) ## Send MODEL=path/to/model.onnx to the board and wait until the agent serves it
 	RDK_HOST="$(RDK_HOST)" RDK_PORT="$(RDK_PORT)" RDK_DIR="$(RDK_DIR)" MODEL="$(MODEL)" PYTHON="$(PY)" deploy/deploy_model.sh
+
+# make retrain: the board's agent at RETRAIN_AGENT (default http://<RDK_HOST's host>:AGENT_PORT, token from
+# RDK_AGENT_TOKEN); trains RETRAIN_EXPERIMENT only when MIN_NEW_LABELS labelled samples were added since the
+# board's newest model of this dataset, then deploys it as the challenger (deploy-model) and prints the verdict.
+RETRAIN_AGENT ?= http://$(lastword $(subst @, ,$(RDK_HOST))):$(AGENT_PORT)
+RETRAIN_EXPERIMENT ?= baseline
+MIN_NEW_LABELS ?= 50
+RETRAIN_ARGS ?=
+retrain: $(STAMP) ## Retrain if the board's dataset grew, deploy as challenger: RDK_HOST=user@host [MIN_NEW_LABELS=50] [RETRAIN_ARGS=--force]
+	@test -n "$(RDK_HOST)" || { echo "retrain: RDK_HOST is not set: make retrain RDK_HOST=user@board [RETRAIN_AGENT=http://board:8080]" >&2; exit 1; }
+	RDK_HOST="$(RDK_HOST)" RDK_PORT="$(RDK_PORT)" RDK_DIR="$(RDK_DIR)" $(PY) -m desktop_trainer.retrain \
+		--agent "$(RETRAIN_AGENT)" --experiment "$(RETRAIN_EXPERIMENT)" --min-new-labels "$(MIN_NEW_LABELS)" $(RETRAIN_ARGS)
 
 demo: $(STAMP) ## The whole loop on this machine: collect, train, deploy, inspect (leaves the agent up)
 	$(PY) scripts/demo.py $(DEMO_ARGS)

@@ -144,7 +144,8 @@ def check(url: str, token: str, sha256: str) -> tuple[int | None, str]:
         return None, "the agent has not checked the file yet"
     status, version = _get(url, token, f"models/{sha256}")
     if isinstance(version, dict):
-        return judge(version, info)
+        fresh = _get(url, token, "model")[1]  # what serves after the version's latest change
+        return judge(version, fresh if isinstance(fresh, dict) else info)
     return None, "no version for the file yet" if status == 404 else str(version)
 
 

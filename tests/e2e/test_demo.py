@@ -45,10 +45,10 @@ def test_demo_runs_the_whole_loop(tmp_path):
     # Before deployment the rules answer, and say why.
     before = out.split("[3/6]")[1].split("[4/6]")[0]
     assert "engine=rules, reason=no_model" in before
-    # The trained model went over the rsync path and the agent reported that exact file active.
+    # The trained model went over the rsync path and the board promoted that exact file (no champion before).
     model = tmp_path / "train" / "model.onnx"
     assert model.exists()
-    assert "model: active on the board" in out
+    assert "model: verdict: promoted (first model on this board" in out
     assert (tmp_path / "board" / "models" / "model.onnx").read_bytes() == model.read_bytes()
 
     summary = json.loads((tmp_path / "summary.json").read_text())
