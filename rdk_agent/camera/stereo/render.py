@@ -392,9 +392,9 @@ def checkerboard_poses(
     for _ in range(200 * n):
         if len(poses) == n:
             return poses
-        angles = np.radians(rng.uniform([-35, -35, -15], [35, 35, 15]))
+        angles = np.radians(rng.uniform([-45, -45, -15], [45, 45, 15]))
         rot = cv2.Rodrigues(np.array([angles[0], 0, 0]))[0] @ cv2.Rodrigues(np.array([0, angles[1], angles[2]]))[0]
-        z = rng.uniform(260, 450)
+        z = rng.uniform(250, 400)
         centre = np.array(
             [rng.uniform(-0.25, 0.45) * z * rig.width / rig.focal_px, rng.uniform(-0.3, 0.3) * z * 0.75, z]
         )
