@@ -1,12 +1,17 @@
-"""NV12 decoding and stacked stereo frames (rdk_agent.camera.nv12)."""
+"""NV12 decoding, stacked stereo frames (rdk_agent.camera.nv12) and the rdk provider's shared reader."""
 
 from __future__ import annotations
+
+import time
 
 import cv2
 import numpy as np
 import pytest
 
+from rdk_agent.camera.base import CameraError
 from rdk_agent.camera.nv12 import nv12_to_bgr, split_stacked
+from rdk_agent.camera.stereo.rdk_provider import NV12PairReader, RdkStereoPair
+from rdk_agent.camera.stereo.render import StereoRig, WeldPlateScene, render_pair
 
 
 def bgr_to_nv12(bgr: np.ndarray) -> bytes:
@@ -71,3 +76,28 @@ def test_split_side_by_side_and_bad_layouts():
         split_stacked(frame[:9], "tb")
     with pytest.raises(ValueError, match="unknown stereo layout"):
         split_stacked(frame, "lr")
+
+
+def test_rdk_reader_decodes_the_two_sensors_nv12_frames():
+    """Everything after libsrcampy's get_img: a rendered pair served as the sensors' NV12 bytes."""
+    scene = WeldPlateScene(texture_seed=2)
+    rig = StereoRig(width=320, height=240, focal_px=350, cx=159.5, cy=119.5)
+    left, right = render_pair(scene, rig)
+    frames = {"left": [bgr_to_nv12(left), None], "right": [bgr_to_nv12(right)]}
+    reader = NV12PairReader(lambda: frames["left"].pop(0), lambda: frames["right"].pop(0), 320, 240)
+    got_left, got_right, stamp = reader.read_pair()
+    assert got_left.shape == got_right.shape == (240, 320, 3)
+    assert np.abs(got_left.astype(np.int16) - left).mean() < 2.5
+    assert np.abs(got_right.astype(np.int16) - right).mean() < 2.5
+    assert abs(stamp - time.time()) < 5 and reader.describe()["pairs"] == 1
+    with pytest.raises(CameraError, match="left MIPI camera gave no frame"):
+        reader.read_pair()  # get_img timed out (None)
+    assert reader.describe()["timeouts"] == 1
+    short = NV12PairReader(lambda: b"\0" * 100, lambda: b"\0" * 100, 320, 240)
+    with pytest.raises(CameraError, match="left MIPI camera gave a bad frame"):
+        short.read_pair()
+
+
+def test_rdk_provider_without_hobot_vio_names_the_desktop_alternative():
+    with pytest.raises(CameraError, match=r"hobot_vio.*stereo:files:"):
+        RdkStereoPair()
