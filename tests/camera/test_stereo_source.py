@@ -257,7 +257,7 @@ def test_the_calibration_defaults_to_the_data_dir_and_follows_the_flag(tmp_path)
 
 
 def test_board_only_sources_are_refused_here_with_what_to_use(pairs, calibration, tmp_path):
-    with pytest.raises(CameraError, match="hobot_vio .*stereo:files:<folder>"):
+    with pytest.raises(CameraError, match=r"hobot_vio .*stereo:files:<folder>"):
         open_camera("stereo:rdk:1280x720", calibration=calibration)
     with pytest.raises(CameraError, match=CALIBRATE_COMMAND):  # the calibration is checked before the sensors
         open_camera("stereo:rdk", calibration=tmp_path / "none.json")
