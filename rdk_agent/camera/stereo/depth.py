@@ -6,14 +6,15 @@ Three steps, all OpenCV and numpy, on a band of rows around the bead (``DepthSet
    ``z_range_mm`` allows, then a robust least-squares plane d = a·x + b·y + c through its disparities
    (a plane in space is an affine disparity field in a rectified pair).
 2. **Residual match.** The right image is warped by that plane, so what is left is the disparity of
-   what stands out of it (a bead 3 mm high at 300 mm is under 2 px). SGBM searches only
-   ``residual_px`` disparities around zero on the band, with its uniqueness test, left-right check
-   and speckle filter deciding what is invalid.
+   what stands out of it (a bead 3 mm high at 300 mm is under 2 px). SGBM (3-way) searches only
+   ``residual_px`` disparities around zero on the band, at the working resolution, with its uniqueness
+   test, left-right check and speckle filter deciding what is invalid. Columns left of the plate's
+   smallest disparity, which the right camera cannot see, are skipped.
 3. **Sub-pixel refinement.** SGBM's 1/16 px parabola locks onto whole pixels (a bias a trimmed mean
-   does not remove), so the disparity is refined by a few dense Lucas–Kanade steps along x on
-   mean-removed images (box-filtered normal equations, one bicubic remap of the original right image per
-   step). A pixel whose refinement runs away, whose window has too little texture, or whose windows do not
-   correlate (normalised cross-correlation below ``min_ncc``) is invalid.
+   does not remove), so the disparity is refined by a few dense inverse-compositional Lucas–Kanade
+   steps along x on mean-removed images (box-filtered normal equations, one bicubic remap of the original
+   right image per step). A pixel whose refinement runs away, whose window has too little texture, or
+   whose windows do not correlate (normalised cross-correlation below ``min_ncc``) is invalid.
 
 Z = f·B/d. Depth outside the band is 0.
 """
@@ -36,9 +37,7 @@ class DepthSettings:
     band: tuple[float, float] = (0.4, 0.6)  # rows matched, as fractions of the image height
     z_range_mm: tuple[float, float] = (150.0, 600.0)  # nearest and farthest plate the plane step looks for
     residual_px: int = 16  # disparities searched around the plate plane (multiple of 16)
-    matcher: str = "sgbm"  # the residual match: OpenCV's semi-global ("sgbm") or block matcher ("bm")
-    block: int = 5  # its block size
-    match_step: int = 1  # the residual match runs at 1/match_step of the working resolution
+    block: int = 5  # SGBM block size of the residual match
     window: int = 9  # refinement window (odd)
     refine_steps: int = 2
     min_ncc: float = 0.6  # normalised cross-correlation a refined match needs (window of the refinement)
@@ -81,11 +80,7 @@ class StereoDepth:
         self._coarse_min = max(0, int(d_lo) - 1)
         span = int(np.ceil(d_hi)) + 2 - self._coarse_min
         self._coarse = _sgbm(self._coarse_min, 16 * max(1, -(-span // 16)), 3)
-        self._fine = (
-            _bm(-s.residual_px // 2, s.residual_px, s.block)
-            if s.matcher == "bm"
-            else _sgbm(-s.residual_px // 2, s.residual_px, s.block)
-        )
+        self._fine = _sgbm(-s.residual_px // 2, s.residual_px, s.block)
 
     def band_rows(self, height: int) -> tuple[int, int]:
         """First and last (exclusive) row of the band in an image ``height`` rows high."""
@@ -143,7 +138,7 @@ class StereoDepth:
         """
         s = self.settings
         h, w = gl.shape
-        m = s.block * s.match_step // 2 + s.window // 2 + 2
+        m = s.block // 2 + s.window // 2 + 2
         top, bottom = max(0, y0 - m), min(h, y1 + m)
         d_min = min(plane[1] * top, plane[1] * bottom) + min(0.0, plane[0] * w) + plane[2]
         x0 = int(np.clip(d_min - s.residual_px // 2 - 2 * m, 0, w - 16)) // 16 * 16
@@ -169,22 +164,13 @@ class StereoDepth:
         return depth, fraction
 
     def _match(self, left: np.ndarray, warped: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Integer-ish residual disparity (working pixels) and its validity, matched at 1/match_step resolution."""
+        """Residual disparity (1/16 px) against the plane-warped right view, and its validity."""
         s = self.settings
-        h, w = left.shape
-        step = s.match_step
-        if step > 1:
-            size = (w // step, h // step)
-            left = cv2.resize(left, size, interpolation=cv2.INTER_AREA)
-            warped = cv2.resize(warped, size, interpolation=cv2.INTER_AREA)
         raw = self._fine.compute(left, warped)
-        ok: np.ndarray = (raw > (-s.residual_px // 2 - 1) * 16).astype(np.uint8)
-        residual = raw.astype(np.float32) * np.float32(step / 16)
-        residual[ok == 0] = 0
-        if step > 1:
-            residual = cv2.resize(residual, (w, h), interpolation=cv2.INTER_LINEAR)
-            ok = cv2.resize(ok, (w, h), interpolation=cv2.INTER_NEAREST)
-        return residual, ok.astype(bool)
+        ok = raw > (-s.residual_px // 2 - 1) * 16
+        residual = raw.astype(np.float32) * np.float32(1 / 16)
+        residual[~ok] = 0
+        return residual, ok
 
     def _refine(
         self,
@@ -234,17 +220,6 @@ def _sgbm(min_disparity: int, num_disparities: int, block: int) -> cv2.StereoSGB
         speckleRange=2,
         mode=cv2.STEREO_SGBM_MODE_SGBM_3WAY,
     )
-
-
-def _bm(min_disparity: int, num_disparities: int, block: int) -> cv2.StereoBM:
-    bm = cv2.StereoBM.create(num_disparities, block)
-    bm.setMinDisparity(min_disparity)
-    bm.setUniquenessRatio(0)
-    bm.setTextureThreshold(5)
-    bm.setDisp12MaxDiff(1)
-    bm.setSpeckleWindowSize(50)
-    bm.setSpeckleRange(2)
-    return bm
 
 
 def _gray(image: np.ndarray) -> np.ndarray:
