@@ -5,10 +5,10 @@ bytes of every kept, non-refused version). A version's ``state`` is ``champion``
 ``challenger`` (scored on the golden set, then in shadow), ``retired`` or ``refused`` (with the reason).
 ``champions`` is the order in which versions became champion: rollback walks it back, and pruning
 never deletes the champion or the previous champion. Every write of ``registry.json`` is
-:func:`rdk_agent.durable.atomic_write`; shadow counters are flushed at most once a second
-(:meth:`flush`), so a power cut loses at most that much shadow counting. A registry file that cannot be
-read is set aside and rebuilt from the kept model files (all ``retired``), with a warning, so that the
-agent always starts. Thread-safe: one lock guards the state.
+:func:`rdk_agent.durable.atomic_write`; shadow counters are written by the model cycle's
+:meth:`flush` every ``golden_check_s`` (2 s), so a power cut loses at most that much shadow
+counting. A registry file that cannot be read is set aside and rebuilt from the kept model files (all
+``retired``), with a warning, so that the agent always starts. Thread-safe: one lock guards the state.
 """
 
 from __future__ import annotations
@@ -170,7 +170,8 @@ class ModelRegistry:
 
     def with_state(self, state: str) -> dict | None:
         """The newest version in ``state``, or None."""
-        found = [v for v in self.versions.values() if v["state"] == state]
+        with self.lock:
+            found = [v for v in self.versions.values() if v["state"] == state]
         return max(found, key=lambda v: v["arrived_at"]) if found else None
 
     def listing(self) -> list[dict]:
@@ -240,9 +241,10 @@ class ModelRegistry:
 
     def previous_champion(self) -> str | None:
         """The kept version that was champion before the current one, or None."""
-        current = self.with_state("champion")
-        order = [s for s in self.champions if current is None or s != current["sha256"]]
-        kept = [s for s in order if self.versions[s]["state"] != "refused" and self.file(s).is_file()]
+        with self.lock:
+            current = self.with_state("champion")
+            order = [s for s in self.champions if current is None or s != current["sha256"]]
+            kept = [s for s in order if self.versions[s]["state"] != "refused" and self.file(s).is_file()]
         return kept[-1] if kept else None
 
     def _prune(self) -> None:

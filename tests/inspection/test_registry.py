@@ -373,3 +373,23 @@ def test_model_api_versions_promote_rollback_and_metrics(agent_app):
     assert error(c.post(agent.api("model/rollback"), json={"sha256": sha(first)}, headers=agent.auth), 409)
     # no body: the previous champion; the version rolled back from is not one, so none is left
     assert "no previous good model" in c.post(agent.api("model/rollback"), headers=agent.auth).json["error"]["message"]
+
+
+def test_models_kept_by_the_former_history_are_taken_over(station, tmp_path):
+    """A board upgraded from the models-dir history keeps serving its model, and the others stay kept."""
+    history = tmp_path / "s0" / "models" / ".history"
+    history.mkdir(parents=True)
+    older, newer = rm.ranked_model_bytes("mediocre"), rm.ranked_model_bytes("perfect")
+    for data in (older, newer):
+        (history / f"{sha(data)}.onnx").write_bytes(data)
+    entries = [{"sha256": sha(d), "name": "m", "activated_at": 1.0} for d in (older, newer)]
+    (history / "index.json").write_text(json.dumps({"models": entries}), encoding="utf-8")
+    (history.parent / "model.onnx").write_bytes(newer)
+    s = station()
+    assert s.models.active.classifier.sha256 == sha(newer) and s.models.state() == "active"
+    assert {v["sha256"]: v["state"] for v in s.models.registry.listing()} == {
+        sha(older): "retired",
+        sha(newer): "champion",
+    }
+    assert s.models.registry.previous_champion() == sha(older)
+    assert (history / "index.imported.json").exists() and not (history / "index.json").exists()
