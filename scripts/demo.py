@@ -1,15 +1,21 @@
-"""The whole loop on one machine: collect on a "board" agent, train on the "desktop", deploy, inspect.
+"""The whole loop on one machine: collect on a "board" agent, train on the "desktop", deploy, inspect, retrain.
 
 ``make demo`` runs this. It starts a real agent (synthetic camera) under ``var/demo/board``, collects
-a labelled dataset through its HTTP API, shows a rules-only inspection, trains with
-``python -m desktop_trainer`` pulling the dataset over HTTP, deploys ``model.onnx`` with the same
-rsync path as ``make deploy-model`` (to the local agent), and compares ML and rules on fresh frames.
-The agent keeps running at the end so you can open its page; ``make demo-stop`` stops it.
+a first batch of labelled frames through its HTTP API and shows a rules-only inspection. Round 1:
+``python -m desktop_trainer.retrain`` (what ``make retrain`` runs) pulls the dataset over HTTP, trains a
+quick first model and deploys it with ``deploy/deploy_model.sh`` (the rsync path of ``make
+deploy-model``, to the local agent): the board scores it on its golden set and promotes it, the first
+model. Round 2: more frames are collected, retrain sees the dataset grew and trains the full recipe,
+the board scores the challenger against the champion on the golden set and runs it in shadow on
+fresh inspections, and its verdict (with both golden scores) is printed. Last, ML and rules are
+compared on fresh frames. Every training run is tracked in MLflow (``<workdir>/mlflow``). The agent
+keeps running at the end so you can open its page; ``make demo-stop`` stops it.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import secrets
@@ -30,11 +36,12 @@ LABELS = ("good", "porosity", "spatter", "gap", "undercut")
 
 
 STARTED = time.monotonic()
+STEPS = [8]  # the number of steps, set by main (5 with --rounds 1)
 
 
 def step(number: int, text: str) -> None:
     """Print a step heading with the time since the demo started."""
-    print(f"\n\033[1m[{number}/6] {text}\033[0m  (at {time.monotonic() - STARTED:.0f} s)", flush=True)
+    print(f"\n\033[1m[{number}/{STEPS[0]}] {text}\033[0m  (at {time.monotonic() - STARTED:.0f} s)", flush=True)
 
 
 def progress(done: int, total: int, what: str) -> None:
@@ -131,42 +138,73 @@ def describe(result: dict) -> str:
     return f"label={result['label']}{conf_text}, engine={result['engine']}{reason}, {total} ms"
 
 
-def train(agent: Agent, run_dir: Path, experiment: str, overrides: list[str]) -> Path:
-    """Run the desktop trainer against the agent over HTTP; returns the exported model path."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "desktop_trainer",
-        f"+experiment={experiment}",
-        f"data.source={agent.url}",
-        f"hydra.run.dir={run_dir}",
-        *overrides,
-    ]
-    print("  $ RDK_AGENT_TOKEN=… " + " ".join(cmd[1:]), flush=True)
-    env = {**os.environ, "RDK_AGENT_TOKEN": agent.token, "PYTHONPATH": str(REPO)}
-    started = time.monotonic()
-    code = subprocess.call(cmd, cwd=REPO, env=env)
-    if code != 0:
-        sys.exit(f"training failed with status {code}")
-    model = run_dir / "model.onnx"
-    if not model.exists():
-        sys.exit(f"training finished but {model} is missing")
-    print(f"  trained in {time.monotonic() - started:.0f} s -> {model}")
-    return model
-
-
-def deploy(agent: Agent, model: Path) -> None:
-    """Ship the model with deploy-model's rsync path, to the local board dir."""
+def retrain(agent: Agent, workdir: Path, name: str, experiment: str, min_new: int, overrides: list[str]) -> Path:
+    """``python -m desktop_trainer.retrain`` against the agent, deploying to the local board dir (RDK_HOST=local):
+    pull, decide, train, compare, deploy-model and the board's verdict. Returns the trained model."""
+    runs = workdir / name
+    cmd = [sys.executable, "-m", "desktop_trainer.retrain", "--agent", agent.url, "--experiment", experiment]
+    cmd += ["--runs-dir", str(runs), "--min-new-labels", str(min_new), "--", *overrides]
+    print("  $ RDK_HOST=local RDK_AGENT_TOKEN=… " + " ".join(cmd[1:]), flush=True)
     env = {
         **os.environ,
         "RDK_HOST": "local",
         "RDK_DIR": str(agent.board),
-        "MODEL": str(model),
         "RDK_AGENT_TOKEN": agent.token,
+        "PYTHONPATH": str(REPO),
+        "MLFLOW_TRACKING_URI": os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{workdir / 'mlflow' / 'mlflow.db'}"),
     }
-    code = subprocess.call(["bash", str(REPO / "deploy" / "deploy_model.sh")], cwd=REPO, env=env)
-    if code != 0:
-        sys.exit(f"deploy-model failed with status {code}")
+    started = time.monotonic()
+    code = subprocess.call(cmd, cwd=REPO, env=env)
+    if code not in (0, 3):  # 3: the board refused the model, which the demo shows as it is
+        sys.exit(f"retrain failed with status {code}")
+    models = sorted(runs.glob("*/model.onnx"))
+    if not models:
+        sys.exit(f"retrain finished but trained nothing into {runs}")
+    print(f"  round done in {time.monotonic() - started:.0f} s -> {models[-1]}")
+    return models[-1]
+
+
+def deploy_again(agent: Agent, model: Path) -> None:
+    """deploy-model once more with the same file: nothing is copied, it prints the board's verdict now."""
+    env = {**os.environ, "RDK_HOST": "local", "RDK_DIR": str(agent.board), "MODEL": str(model)}
+    env.update(RDK_AGENT_TOKEN=agent.token, RDK_MODEL_TIMEOUT="120")
+    subprocess.call(["bash", str(REPO / "deploy" / "deploy_model.sh")], cwd=REPO, env=env)
+
+
+def shadow(agent: Agent, sha: str, seed: int, limit: int) -> dict:
+    """Inspect fresh frames while the challenger ``sha`` runs in shadow, until the board decides (or ``limit``
+    frames); returns the version. The champion answers every one; the challenger's answer is recorded."""
+    version = agent.call("GET", f"models/{sha}")
+    done = 0
+    while version["state"] == "challenger" and version.get("verdict") is None and done < limit:
+        for label in LABELS:
+            agent.call("POST", "camera/scene", json={"label": label, "seed": seed})
+            agent.call("POST", "inspect", json={})
+            done += 1
+        version = agent.call("GET", f"models/{sha}")
+        shadow_info = version["shadow"]
+        print(
+            f"  {done} frames inspected; the challenger ran on {shadow_info['frames']}, disagreed on "
+            f"{shadow_info['disagreements']}: {version['reason']}",
+            flush=True,
+        )
+    deadline = time.monotonic() + 60  # the board judges within its golden_check_s once the frames are in
+    while version["state"] == "challenger" and version.get("verdict") is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+        version = agent.call("GET", f"models/{sha}")
+    return version
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file (the board's name for a model version)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def round_summary(agent: Agent, model: Path) -> dict:
+    """What the board holds about a round's model: state, reason, golden scores, verdict."""
+    version = agent.call("GET", f"models/{file_sha256(model)}")
+    keep = ("sha256", "state", "reason", "golden", "verdict")
+    return {"model": str(model), **{k: version.get(k) for k in keep}, "shadow_frames": version["shadow"]["frames"]}
 
 
 def compare(agent: Agent, per_label: int, seed: int) -> dict:
@@ -217,43 +255,68 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--workdir", type=Path, default=REPO / "var" / "demo")
     parser.add_argument("--port", type=int, default=int(os.environ.get("DEMO_PORT", "8765")))
-    parser.add_argument("--per-label", type=int, default=160, help="captures per label")
+    parser.add_argument("--per-label", type=int, default=160, help="captures per label, both rounds together")
+    parser.add_argument("--first-per-label", type=int, default=80, help="captures per label before round 1")
+    parser.add_argument("--first-epochs", type=int, default=2, help="round 1's epochs (round 2: the experiment's)")
+    parser.add_argument("--rounds", type=int, choices=(1, 2), default=2, help="1: one training on every frame")
+    parser.add_argument("--shadow-seed", type=int, default=2000, help="generator seed of the shadow frames")
     parser.add_argument("--eval-per-label", type=int, default=40, help="fresh frames per label for the comparison")
     parser.add_argument("--eval-seed", type=int, default=1000, help="generator seed of the fresh frames")
     parser.add_argument("--experiment", default="demo")
     parser.add_argument("--stop", action="store_true", help="stop the agent at the end instead of leaving it up")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for the trainer")
     args = parser.parse_args(argv)
+    two = args.rounds == 2
+    STEPS[0] = 8 if two else 5
+    first = args.first_per_label if two else args.per_label
 
     workdir = args.workdir.resolve()
+    for name in ("round1", "round2"):
+        shutil.rmtree(workdir / name, ignore_errors=True)
     agent = Agent(workdir / "board", args.port, secrets.token_urlsafe(24))
     step(1, f"Starting the board agent (synthetic camera) at {agent.url}")
     agent.start()
     print(f"  data: {agent.board / 'data'}   models: {agent.board / 'models'}   log: {agent.board / 'agent.log'}")
 
-    step(2, f"Collecting {args.per_label} labelled frames per label through the HTTP API")
-    collect(agent, args.per_label)
+    step(2, f"Collecting {first} labelled frames per label through the HTTP API")
+    collect(agent, first)
 
     step(3, "Inspecting before any model is deployed")
     agent.show("porosity")
     print("  " + describe(agent.call("POST", "inspect", json={})))
 
-    step(4, "Training on the desktop from the agent's dataset (HTTP download, verified by sha256)")
-    model = train(agent, workdir / "train", args.experiment, args.overrides)
+    quick = [f"trainer.max_epochs={args.first_epochs}"] if two else []
+    step(4, "Round 1: make retrain: pull the dataset over HTTP, train, deploy-model, the board's verdict")
+    model = retrain(agent, workdir, "round1", args.experiment, 0, [*quick, *args.overrides])
+    rounds = [round_summary(agent, model)]
+    n = 5
+    if two:
+        step(5, f"Collecting {args.per_label - first} more labelled frames per label")
+        collect(agent, args.per_label - first)
+        step(6, "Round 2: make retrain on the grown dataset; the board judges the challenger on its golden set")
+        model = retrain(agent, workdir, "round2", args.experiment, 1, args.overrides)
+        sha = file_sha256(model)
+        step(7, "Shadow: fresh inspections, the champion answers and the challenger runs beside it")
+        limit = agent.call("GET", "model")["settings"]["shadow_frames"] + 25
+        version = shadow(agent, sha, args.shadow_seed, limit)
+        if version["state"] != "refused":
+            deploy_again(agent, model)
+        rounds.append(round_summary(agent, model))
+        n = 8
 
-    step(5, "Deploying model.onnx to the board with deploy-model's rsync path")
-    deploy(agent, model)
-
-    step(6, f"Inspecting {args.eval_per_label} fresh frames per label: model vs rules on the same frames")
+    step(n, f"Inspecting {args.eval_per_label} fresh frames per label: model vs rules on the same frames")
     agent.show("spatter")
     print("  " + describe(agent.call("POST", "inspect", json={})))
     summary = compare(agent, args.eval_per_label, args.eval_seed)
+    summary["rounds"] = rounds
+    summary["served_model"] = (agent.call("GET", "model")["active"] or {}).get("sha256")
     summary["wall_s"] = round(time.monotonic() - STARTED, 1)
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
     print_comparison(summary)
     print(f"  Whole demo: {summary['wall_s']:.0f} s")
-    print(f"\n  Report:        {workdir / 'train' / 'report'}")
+    print(f"\n  Reports:       {', '.join(str(Path(r['model']).parent / 'report') for r in rounds)}")
     print(f"  Summary:       {workdir / 'summary.json'}")
+    print(f"  MLflow runs:   {workdir / 'mlflow'} (the model cards' provenance.mlflow_run_id)")
     if args.stop:
         stop_previous(agent.pid_file)
     else:
