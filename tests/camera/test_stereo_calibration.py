@@ -256,3 +256,18 @@ def test_cli_refuses_bad_arguments(tmp_path):
     assert bad.returncode == 2 and "--pattern must be COLSxROWS" in bad.stderr
     empty = _calibrate_cli("--pairs", str(tmp_path))
     assert empty.returncode == 2 and "no <stem>_left.png / <stem>_right.png pairs" in empty.stderr
+
+
+def test_cli_captures_from_a_stereo_provider(board_pairs, tmp_path):
+    """--camera with the stereo source's own provider grammar (stereo:files: replays the pairs as a camera)."""
+    out, saved = tmp_path / "cal.json", tmp_path / "views"
+    spec = f"stereo:files:{board_pairs['pinhole']}"
+    proc = _calibrate_cli(
+        "--camera", spec, "--views", "9", "--interval", "0", "--out", str(out), "--save-views", str(saved)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "used 9 of 9 views" in proc.stdout
+    assert StereoCalibration.load(out).baseline_mm == pytest.approx(70.0, rel=0.01)
+    assert len(list(saved.glob("*_left.png"))) == len(list(saved.glob("*_right.png"))) == 9
+    bad = _calibrate_cli("--camera", "stereo:webcam:0", "--out", str(out))
+    assert bad.returncode == 2 and "unknown provider 'webcam'" in bad.stderr

@@ -359,22 +359,29 @@ def render_checkerboard_pair(
     rng = np.random.default_rng(abs(hash((tuple(np.round(tvec, 3)), tuple(np.round(np.ravel(rvec), 5))))) % 2**32)
     shape = (rig.height * supersample, rig.width * supersample)
     out = []
+    cols, rows, sq = pattern[0], pattern[1], np.float32(square_mm)
     for side in ("left", "right"):
         centre, dirs = _sensor_rays(rig, side, supersample)
-        origin = rot.T @ (centre - tvec)  # the camera centre in the board frame
+        origin = (rot.T @ (centre - tvec)).astype(np.float32)  # the camera centre in the board frame
         d = dirs @ rot.astype(np.float32)  # rows: rot^T d
         with np.errstate(divide="ignore", invalid="ignore"):
             t = -origin[2] / d[:, 2]
-        x, y = origin[0] + t * d[:, 0], origin[1] + t * d[:, 1]
-        i, j = np.floor(x / square_mm) + 1, np.floor(y / square_mm) + 1
-        squares = (i >= 0) & (i <= pattern[0]) & (j >= 0) & (j <= pattern[1])
-        board = (x >= -2 * square_mm) & (x < (pattern[0] + 1) * square_mm)
-        board &= (y >= -2 * square_mm) & (y < (pattern[1] + 1) * square_mm) & (t > 0)
-        grey = np.where(board, 215.0, 95.0 + 20 * np.sin(0.02 * np.nan_to_num(x)) * np.cos(0.03 * np.nan_to_num(y)))
-        grey[squares & board & ((i + j) % 2 == 0)] = 35.0
-        radiance = np.repeat(grey.astype(np.float32).reshape(*shape, 1), 3, axis=2)
-        out.append(_finish(radiance, (rig.width, rig.height), 1.5, rng))
+            u, v = (origin[0] + t * d[:, 0]) / sq, (origin[1] + t * d[:, 1]) / sq  # in squares
+        board = (u >= -2) & (u < cols + 1) & (v >= -2) & (v < rows + 1) & (t > 0)
+        iu, iv = np.floor(u), np.floor(v)
+        dark = board & (iu >= -1) & (iu < cols) & (iv >= -1) & (iv < rows) & (np.fmod(iu + iv + 4, 2) == 0)
+        grey = np.where(board, np.float32(215), _backdrop(shape).ravel())
+        grey[dark] = 35
+        image = _finish(grey.reshape(shape), (rig.width, rig.height), 1.5, rng)
+        out.append(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
     return out[0], out[1]
+
+
+@lru_cache(maxsize=2)
+def _backdrop(shape: tuple[int, int]) -> np.ndarray:
+    """A smooth grey background behind the board (float32, ``shape``)."""
+    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+    return (95 + 20 * np.sin(xs * np.float32(6 / shape[1])) * np.cos(ys * np.float32(5 / shape[0]))).astype(np.float32)
 
 
 def checkerboard_poses(
