@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import REPO, emit, figure, interleave, log, median_ms, parser
 from rdk_agent.camera.synthetic import LABELS, SyntheticWeldGenerator
-from rdk_agent.inspection.heatmap import build_heatmap
+from rdk_agent.inspection.heatmap import FrameGeometry, Grid, build_heatmap, peak_cell
 from rdk_agent.inspection.onnx_model import OnnxClassifier
 from shared_schema import default_weld_schema, read_model_card
 
@@ -81,26 +81,28 @@ def touches(mask: np.ndarray, cell: dict) -> bool:
 
 def chance(mask: np.ndarray, heatmap: dict, card) -> float:
     """The share of the map's cells whose frame rectangle touches a defect (a peak picked at random)."""
-    from rdk_agent.inspection.heatmap import FrameGeometry, peak_cell
-
     h, w = heatmap["shape"]
+    key = "fine_grid" if heatmap["source"] != "cam" else "grid"
+    grid = Grid.from_card(card.provenance, (h, w), card.input, key)
     geometry = FrameGeometry(mask.shape[0], mask.shape[1], card.input)
     hits = 0
     for i in range(h):
         for j in range(w):
             one = np.zeros((h, w), np.float32)
             one[i, j] = 1.0
-            cell = peak_cell(one, geometry)["cell"]
+            cell = peak_cell(one, geometry, grid)["cell"]
             hits += cell["width"] > 0 and cell["height"] > 0 and touches(mask, cell)
     return hits / (h * w)
 
 
 def hit_rate(model: OnnxClassifier, per_label: int, seed: int) -> dict:
-    """Per defect label: frames, correctly classified, peak hits among those, chance level; and the accuracy."""
+    """Per label: frames, correctly classified; per defect label the peak hits among those (the served map,
+    and the head's ``cam`` alone), chance level and misses."""
     gen = SyntheticWeldGenerator(seed=seed)
+    card = model.card
     out: dict = {}
     for label in LABELS:
-        row = {"frames": 0, "correct": 0, "hits": 0, "chance": [], "misses": []}
+        row: dict = {"frames": 0, "correct": 0, "hits": 0, "hits_cam_only": 0, "chance": [], "misses": []}
         for _ in range(per_label):
             frame = gen.generate(label)
             prediction = model.predict(frame.rgb, frame.depth)
@@ -110,20 +112,23 @@ def hit_rate(model: OnnxClassifier, per_label: int, seed: int) -> dict:
             row["correct"] += 1
             if label not in DEFECTS:
                 continue
-            heatmap = build_heatmap(
-                prediction.cam, prediction.index, prediction.label, frame.rgb.shape, model.card.input
-            )
+            args = (prediction.index, prediction.label, frame.rgb.shape, card.input, card.provenance)
+            heatmap = build_heatmap(prediction.cam, *args, prediction.cam_fine)  # as the inspector builds it
             mask = defect_mask(frame.meta, frame.rgb.shape[:2])
             hit = touches(mask, heatmap["cell"])
             row["hits"] += hit
-            row["chance"].append(chance(mask, heatmap, model.card))
+            row["hits_cam_only"] += touches(mask, build_heatmap(prediction.cam, *args)["cell"])
+            row["chance"].append(chance(mask, heatmap, card))
+            row["source"] = heatmap["source"]
             if not hit:
                 row["misses"].append({"index": frame.meta["index"], "peak": heatmap["peak"]})
         if label in DEFECTS and row["correct"]:
             row["rate"] = round(row["hits"] / row["correct"], 4)
+            row["rate_cam_only"] = round(row["hits_cam_only"] / row["correct"], 4)
             row["chance"] = round(float(np.mean(row["chance"])), 4)
         else:
-            row.pop("chance")
+            for key in ("chance", "hits", "hits_cam_only", "misses"):
+                row.pop(key)
         out[label] = row
     return out
 
@@ -195,13 +200,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--per-label", type=int, default=60)
     p.add_argument("--seed", type=int, default=1000, help="generator seed of the fresh frames")
     p.add_argument("--rounds", type=int, default=6)
+    p.add_argument(
+        "--probe-seed", type=int, default=500, help="generator seed of the 100 frames the fine probe is fitted on"
+    )
     p.add_argument("--threads", type=int, default=4)
     args = p.parse_args(argv)
     per_label, rounds = (8, 2) if args.quick else (args.per_label, args.rounds)
     net, card, ckpt = load_run(args.run_dir)
     schema = default_weld_schema()
     with tempfile.TemporaryDirectory(prefix="bench-p10-models-") as tmp:
-        cam_path = export_onnx(net, card, Path(tmp) / "cam.onnx")
+        probe_gen = SyntheticWeldGenerator(seed=args.probe_seed)  # stands in for the run's val split
+        probe = np.stack(
+            [preprocess(f.rgb, card.input, f.depth) for f in (probe_gen.generate(lb) for lb in LABELS * 20)]
+        )
+        cam_path = export_onnx(net, card, Path(tmp) / "cam.onnx", probe_batch=probe)
         plain_path = export_onnx(net, card, Path(tmp) / "plain.onnx", cam=False)
         gen = SyntheticWeldGenerator(seed=args.seed + 1)
         batch = np.stack([preprocess(f.rgb, card.input, f.depth) for f in (gen.generate(lb) for lb in LABELS)])
@@ -218,7 +230,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{per_label} fresh frames per label from generator seed {args.seed}; classifier accuracy {accuracy:.3f}",
         *(
             f"{label}: {hits[label]['hits']} of {hits[label]['correct']} correct frames hit "
-            f"({rates[label]:.1%}; chance {hits[label].get('chance', 0):.1%}), {hits[label]['frames']} frames"
+            f"({rates[label]:.1%}, {hits[label].get('source')}; the head's cam alone "
+            f"{hits[label].get('rate_cam_only', 0):.1%}; chance {hits[label].get('chance', 0):.1%}), "
+            f"{hits[label]['frames']} frames"
             for label in DEFECTS
         ),
         f"overhead: with map {cost['with_map_ms']} ms, without {cost['without_map_ms']} ms median "

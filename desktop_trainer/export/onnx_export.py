@@ -20,34 +20,49 @@ from torch import nn
 
 from desktop_trainer.evaluation import ort_logits, ort_session
 from desktop_trainer.models.cam import CamUnavailable, WithCam, cam_grid
+from desktop_trainer.models.fine_cam import with_fine_cam
 from shared_schema import METADATA_KEY, ModelCard
 
 OPSET = 17
 CAM_OUTPUT = "cam"
+FINE_OUTPUT = "cam_fine"
 
 
 class ParityError(RuntimeError):
     """The exported model does not reproduce PyTorch's outputs."""
 
 
-def export_onnx(model: nn.Module, card: ModelCard, path: str | Path, cam: bool = True) -> Path:
+def export_onnx(
+    model: nn.Module, card: ModelCard, path: str | Path, cam: bool = True, probe_batch: np.ndarray | None = None
+) -> Path:
     """Export ``model`` (eval mode, CPU, fp32) with a dynamic batch and embed ``card``.
 
     With ``cam`` and a pooling + linear head, the graph also outputs the class maps ``cam`` and the
-    embedded card names it (``extra_outputs["cam"]``); otherwise the card names no cam.
+    embedded card names it (``extra_outputs["cam"]``); otherwise the card names no cam. With a
+    ``probe_batch`` of preprocessed inputs too, a stride-16 probe is fitted on it and the graph also
+    outputs ``cam_fine`` (``models.fine_cam``; ``extra_outputs["cam_fine"]``).
     """
     path = Path(path)
     net = copy.deepcopy(model).cpu().float().eval()
-    extra = {role: name for role, name in card.extra_outputs.items() if role != "cam"}
+    extra = {role: name for role, name in card.extra_outputs.items() if role not in ("cam", "cam_fine")}
     provenance = {k: v for k, v in card.provenance.items() if k != "heatmap"}
     outputs = [card.output_name]
     if cam:
         try:
-            net = WithCam(net).eval()
+            wrapped = WithCam(net).eval()
+            heatmap = {"cam": CAM_OUTPUT, "layer": "last feature map"}
+            heatmap["grid"] = cam_grid(wrapped, card.input.height, card.input.width)
+            if probe_batch is not None and len(probe_batch):
+                wrapped, heatmap["fine_probe"] = with_fine_cam(net, probe_batch)
+                heatmap["fine_grid"] = cam_grid(wrapped, card.input.height, card.input.width, wrapped.fine_block)
+            net = wrapped
             extra["cam"] = CAM_OUTPUT
             outputs.append(CAM_OUTPUT)
-            grid = cam_grid(net, card.input.height, card.input.width)
-            provenance["heatmap"] = {"cam": CAM_OUTPUT, "layer": "last feature map", "grid": grid}
+            if "fine_probe" in heatmap:
+                extra["cam_fine"] = FINE_OUTPUT
+                outputs.append(FINE_OUTPUT)
+                heatmap["cam_fine"] = FINE_OUTPUT
+            provenance["heatmap"] = heatmap
         except CamUnavailable as exc:
             provenance["heatmap"] = {"cam": None, "reason": str(exc)}
     else:

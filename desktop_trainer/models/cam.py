@@ -64,22 +64,32 @@ def last_block(net: nn.Module) -> nn.Module:
 
 
 class WithCam(nn.Module):
-    """``net`` with two outputs: its own logits (unchanged path) and the class maps ``cam`` (no bias)."""
+    """``net`` with its own logits (unchanged path), the class maps ``cam`` (no bias) and, given a
+    ``fine`` probe (a stride-16 block and its K x C weight, see ``models.fine_cam``), ``cam_fine``."""
 
-    def __init__(self, net: nn.Module) -> None:
+    def __init__(self, net: nn.Module, fine: tuple[nn.Module, torch.Tensor] | None = None) -> None:
         super().__init__()
         self.net = net
         self.features, self.head = cam_parts(net)
+        self.fine_block = None if fine is None else fine[0]
+        self.fine_weight = None if fine is None else nn.Parameter(fine[1][:, :, None, None], requires_grad=False)
+        self._fine: list[torch.Tensor] = []
+        if fine is not None:
+            fine[0].register_forward_hook(lambda module, inputs, output: self._fine.append(output))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        self._fine.clear()
         feats = self.features(x)
         logits = self.head(torch.flatten(F.adaptive_avg_pool2d(feats, 1), 1))
         cam = F.conv2d(feats, self.head.weight[:, :, None, None])
-        return logits, cam
+        if self.fine_weight is None:
+            return logits, cam
+        return logits, cam, F.conv2d(self._fine[-1], self.fine_weight)
 
 
-def cam_grid(model: WithCam, height: int, width: int) -> dict:
-    """The input geometry of ``model``'s cam cells for a ``height`` x ``width`` input.
+def cam_grid(model: WithCam, height: int, width: int, until: nn.Module | None = None) -> dict:
+    """The input geometry of ``model``'s cam cells for a ``height`` x ``width`` input (of the output of
+    ``until`` when given, e.g. the fine probe's block).
 
     ``stride`` and ``offset`` ([y, x], input pixels, continuous coordinates with pixel centres at
     ``index + 0.5``): cell ``(i, j)`` is centred on ``(offset_y + stride_y · i, offset_x + stride_x · j)``.
@@ -88,9 +98,10 @@ def cam_grid(model: WithCam, height: int, width: int) -> dict:
     """
     layers: list[tuple[tuple[int, int], tuple[int, int], tuple[int, int], tuple[int, int]]] = []
     current = [(height, width)]
+    done = [False]
 
     def record(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
-        if tuple(inputs[0].shape[-2:]) != current[0]:
+        if done[0] or tuple(inputs[0].shape[-2:]) != current[0]:
             return
         if isinstance(module, nn.Conv2d):
             k, s, d = module.kernel_size, module.stride, module.dilation
@@ -106,6 +117,8 @@ def cam_grid(model: WithCam, height: int, width: int) -> dict:
 
     kinds = (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)
     hooks = [m.register_forward_hook(record) for m in model.modules() if isinstance(m, kinds)]
+    if until is not None:  # registered last: fires after the layers inside it
+        hooks.append(until.register_forward_hook(lambda *_: done.__setitem__(0, True)))
     try:
         with torch.no_grad():
             model.features(torch.zeros(1, _in_channels(model), height, width))

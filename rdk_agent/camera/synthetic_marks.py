@@ -3,7 +3,8 @@
 Each function draws into a scene's layers (``dark`` multiplies the image, ``bright`` adds to it, ``dh`` offsets
 the height in mm) and records what it drew in ``scene.meta``. Severities run from blatant to subtle, as on a
 real line. Every defect record has ``box_px`` ``[x0, y0, x1, y1]``, the frame pixels it covers (inclusive);
-a gap also has ``polygon_px``, the corners of the stretch where the bead is missing.
+a gap also has ``polygon_px``, the corners of the stretch where the bead is missing or thinned (its tapered
+ends included).
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ def draw_gap(scene: _Scene, t: np.ndarray) -> np.ndarray:
     # the unwelded joint seam shows through the gap
     a, b = scene.at(centre - length / 2, 0), scene.at(centre + length / 2, 0)
     cv2.line(scene.dark, a, b, float(rng.uniform(0.45, 0.75)), max(1, round(rng.uniform(1, 3) * scene.scale)))
-    across = scene.hw * (1 + scene.wobble)
-    corners = [scene.at(centre + dt, dd) for dt in (-length / 2, length / 2) for dd in (-across, across)]
+    across, along = scene.hw * (1 + scene.wobble), length / 2 + taper  # the bead is thinned up to the taper's end
+    corners = [scene.at(centre + dt, dd) for dt in (-along, along) for dd in (-across, across)]
     polygon = [list(corners[i]) for i in (0, 1, 3, 2)]
     xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]
     scene.meta["defects"].append(

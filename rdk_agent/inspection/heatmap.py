@@ -40,9 +40,9 @@ class Grid:
         return cls((sy, sx), (sy / 2, sx / 2))
 
     @classmethod
-    def from_card(cls, provenance: dict, shape: tuple[int, int], contract: InputContract) -> Grid:
-        """The trainer's grid from a card's provenance, else :meth:`even`."""
-        grid = (provenance.get("heatmap") or {}).get("grid") if isinstance(provenance, dict) else None
+    def from_card(cls, provenance: dict, shape: tuple[int, int], contract: InputContract, key: str = "grid") -> Grid:
+        """The trainer's grid (``heatmap.<key>``) from a card's provenance, else :meth:`even`."""
+        grid = (provenance.get("heatmap") or {}).get(key) if isinstance(provenance, dict) else None
         try:
             stride, offset = grid["stride"], grid["offset"]
             return cls((float(stride[0]), float(stride[1])), (float(offset[0]), float(offset[1])))
@@ -152,6 +152,20 @@ def overlay_png(small: np.ndarray) -> str:
     return base64.b64encode(png.tobytes()).decode("ascii")
 
 
+def fuse(fine: np.ndarray, coarse: np.ndarray, fine_grid: Grid, coarse_grid: Grid) -> np.ndarray:
+    """The fine map times the coarse one resampled onto the fine cells, min-max normalised (both in [0, 1])."""
+    (fy, fx), (foy, fox) = fine_grid.stride, fine_grid.offset
+    (cy, cx), (coy, cox) = coarse_grid.stride, coarse_grid.offset
+    # fine cell (i, j) sits at input offset + stride * (i, j): coarse index (that - coarse offset) / coarse stride
+    to_coarse = np.array([[fx / cx, 0, (fox - cox) / cx], [0, fy / cy, (foy - coy) / cy]], np.float64)
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    size = (fine.shape[1], fine.shape[0])
+    on_fine = cv2.warpAffine(coarse, to_coarse, size, flags=flags, borderMode=cv2.BORDER_REPLICATE)
+    fused = fine * on_fine
+    lo, hi = float(fused.min()), float(fused.max())
+    return (fused - lo) / (hi - lo) if hi > lo else np.zeros_like(fused)
+
+
 def build_heatmap(
     cam: np.ndarray,
     index: int,
@@ -159,19 +173,28 @@ def build_heatmap(
     frame_shape: tuple[int, ...],
     contract: InputContract,
     provenance: dict | None = None,
+    fine: np.ndarray | None = None,
 ) -> dict:
     """The JSON heat map of class ``index`` (``label``) for a frame of ``frame_shape`` (H, W, ...).
 
     ``shape`` is the map's own [h, w]; ``peak`` and ``cell`` are frame pixels (the peak cell's centre
     and rectangle; ``index`` its [row, column] in the map); ``png`` a small base64 overlay covering the
-    whole frame. ``provenance`` is the card's (its ``heatmap.grid`` places the cells). ValueError when
-    the cam cannot give a map.
+    whole frame. ``provenance`` is the card's (its ``heatmap.grid`` places the cells). With ``fine``
+    class maps (the ``cam_fine`` output) the map is :func:`fuse` of the two, at the fine resolution
+    (``source`` says which). ValueError when the cam cannot give a map.
     """
+    provenance = provenance or {}
     norm = class_map(cam, index)
+    grid = Grid.from_card(provenance, norm.shape, contract)
+    source = "cam"
+    if fine is not None:
+        fine_norm = class_map(fine, index)
+        fine_grid = Grid.from_card(provenance, fine_norm.shape, contract, "fine_grid")
+        norm, grid, source = fuse(fine_norm, norm, fine_grid, grid), fine_grid, "cam_fine x cam"
     geometry = FrameGeometry(int(frame_shape[0]), int(frame_shape[1]), contract)
-    grid = Grid.from_card(provenance or {}, norm.shape, contract)
     return {
         "label": label,
+        "source": source,
         "shape": [int(norm.shape[0]), int(norm.shape[1])],
         **peak_cell(norm, geometry, grid),
         "png": overlay_png(frame_map(norm, geometry, grid)),

@@ -154,7 +154,13 @@ class Inspector:
         card = active.classifier.card
         try:
             heatmap = build_heatmap(
-                prediction.cam, prediction.index, prediction.label, rgb.shape, card.input, card.provenance
+                prediction.cam,
+                prediction.index,
+                prediction.label,
+                rgb.shape,
+                card.input,
+                card.provenance,
+                prediction.cam_fine,
             )
         except ValueError as exc:
             log.warning("no heat map from model %s: %s", active.classifier.sha256[:12], exc)

@@ -43,13 +43,14 @@ class InferenceError(Exception):
 @dataclass(frozen=True)
 class Prediction:
     """Class probabilities of one frame, in the card's label order; ``cam`` the class maps (K x h x w)
-    when the model has a ``cam`` output."""
+    when the model has a ``cam`` output, ``cam_fine`` the finer ones when it also has ``cam_fine``."""
 
     labels: tuple[str, ...]
     probabilities: np.ndarray
     preprocess_ms: float
     inference_ms: float
     cam: np.ndarray | None = None
+    cam_fine: np.ndarray | None = None
 
     @property
     def index(self) -> int:
@@ -112,6 +113,7 @@ class OnnxClassifier:
         self.card = read_card(self.session)
         _check_schema(self.card, schema)
         self.cam_output: str | None = self.card.extra_outputs.get("cam")
+        self.fine_output: str | None = self.card.extra_outputs.get("cam_fine") if self.cam_output else None
         self._check_io()
         self.warmup_ms = self._smoke_test()
         self.load_ms = (time.perf_counter() - started) * 1000.0
@@ -164,9 +166,10 @@ class OnnxClassifier:
                 "output_mismatch",
                 f"graph output shape {out_shape} does not match N x {len(self.labels)} labels",
             )
-        if self.cam_output is not None:
-            cam = outputs.get(self.cam_output)
-            cam_shape = cam.shape if cam is not None else None
+        for name in (self.cam_output, self.fine_output):
+            if name is None:
+                continue
+            cam_shape = outputs[name].shape if name in outputs else None
             if (
                 cam_shape is None
                 or len(cam_shape) != 4
@@ -175,8 +178,8 @@ class OnnxClassifier:
                 raise ModelLoadError(
                     "load_failed",
                     "output_mismatch",
-                    f"card names cam output '{self.cam_output}' of N x {len(self.labels)} x h x w, but the graph "
-                    f"has {self.cam_output!r}: {cam_shape}",
+                    f"card names class-map output '{name}' of N x {len(self.labels)} x h x w, but the graph "
+                    f"has {name!r}: {cam_shape}",
                 )
 
     def _smoke_test(self) -> float:
@@ -199,15 +202,15 @@ class OnnxClassifier:
         except ValueError as exc:
             raise InferenceError(f"preprocessing failed: {exc}") from None
         t1 = time.perf_counter()
-        names = [self.card.output_name] if self.cam_output is None else [self.card.output_name, self.cam_output]
+        names = [n for n in (self.card.output_name, self.cam_output, self.fine_output) if n is not None]
         try:
             out, *extra = self.session.run(names, {self.card.input.tensor_name: x[None]}, run_options)
         except Exception as exc:
             timed_out = run_options is not None and run_options.terminate
             raise InferenceError(f"session.run failed: {_first_line(exc)}", timed_out=timed_out) from None
         t2 = time.perf_counter()
-        cam = extra[0][0] if extra else None
-        return Prediction(self.labels, self._probabilities(out), (t1 - t0) * 1000.0, (t2 - t1) * 1000.0, cam)
+        cam, fine = (extra[0][0] if extra else None), (extra[1][0] if len(extra) > 1 else None)
+        return Prediction(self.labels, self._probabilities(out), (t1 - t0) * 1000.0, (t2 - t1) * 1000.0, cam, fine)
 
     def _probabilities(self, out: np.ndarray) -> np.ndarray:
         row = np.asarray(out, dtype=np.float64).reshape(-1)

@@ -3,7 +3,8 @@
 input N x C x H x W -> AveragePool(cell x cell) -> Conv 1x1 (W) = cam N x K x (H/cell) x (W/cell);
 logits = GlobalAveragePool(cam) + b. Class ``dominant`` weighs every channel +1 and the others -1, so
 its map peaks on the brightest cell of the input, and its bias ``margin`` makes it win: a bright spot
-in a frame must come back as the heat map's peak, wherever the preprocessing put it.
+in a frame must come back as the heat map's peak, wherever the preprocessing put it. With ``fine`` the
+graph also outputs ``cam_fine``, the same weights on half-size cells, and the card places both grids.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ def cam_card(
     width: int = 32,
     channels: str = "rgb",
     cam: bool = True,
+    fine: bool = False,
+    cell: int = 8,
     **contract_fields,
 ) -> ModelCard:
     """The card of :func:`cam_model_bytes`; ``cam=False`` leaves ``extra_outputs`` empty (an older card)."""
@@ -38,13 +41,19 @@ def cam_card(
         input=contract,
         name="tiny-cam-classifier",
         architecture="pool-conv1x1 cam (test)",
-        provenance={"dataset_id": "test", "samples": 0, "epochs": 0, "code_version": "tests"},
-        extra_outputs={"cam": "cam"} if cam else {},
+        provenance={
+            "dataset_id": "test",
+            "heatmap": {
+                "grid": {"stride": [cell, cell], "offset": [cell / 2, cell / 2]},
+                "fine_grid": {"stride": [cell // 2, cell // 2], "offset": [cell / 4, cell / 4]},
+            },
+        },
+        extra_outputs=({"cam": "cam"} | ({"cam_fine": "cam_fine"} if fine else {})) if cam else {},
     )
 
 
 def cam_model_bytes(card: ModelCard, *, cell: int = 8, dominant: str = "porosity", margin: float = 8.0) -> bytes:
-    """The model for ``card`` (input divisible by ``cell``); the graph always has the ``cam`` output."""
+    """The model for ``card`` (input divisible by ``cell``); the graph always outputs ``cam`` and ``cam_fine``."""
     c, k = card.input.num_channels, len(card.labels)
     index = card.labels.index(dominant)
     weight = -np.ones((k, c, 1, 1), np.float32)
@@ -58,6 +67,8 @@ def cam_model_bytes(card: ModelCard, *, cell: int = 8, dominant: str = "porosity
         helper.make_node("GlobalAveragePool", ["cam"], ["cam_mean"]),
         helper.make_node("Flatten", ["cam_mean"], ["flat"], axis=1),
         helper.make_node("Add", ["flat", "B"], [card.output_name]),
+        helper.make_node("AveragePool", [name], ["pooled_fine"], kernel_shape=[cell // 2] * 2, strides=[cell // 2] * 2),
+        helper.make_node("Conv", ["pooled_fine", "W"], ["cam_fine"]),
     ]
     h, w = card.input.height // cell, card.input.width // cell
     graph = helper.make_graph(
@@ -67,6 +78,7 @@ def cam_model_bytes(card: ModelCard, *, cell: int = 8, dominant: str = "porosity
         [
             helper.make_tensor_value_info(card.output_name, TensorProto.FLOAT, ["batch", k]),
             helper.make_tensor_value_info("cam", TensorProto.FLOAT, ["batch", k, h, w]),
+            helper.make_tensor_value_info("cam_fine", TensorProto.FLOAT, ["batch", k, 2 * h, 2 * w]),
         ],
         initializer=[numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "B")],
     )

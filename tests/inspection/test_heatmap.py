@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from rdk_agent.inspection.heatmap import FrameGeometry, build_heatmap, class_map, peak_cell
+from rdk_agent.inspection.heatmap import FrameGeometry, Grid, build_heatmap, class_map, fuse, peak_cell
 from rdk_agent.inspection.onnx_model import ModelLoadError, OnnxClassifier
 from shared_schema import InputContract, default_weld_schema
 from tests.agent_app import multipart
@@ -91,6 +91,8 @@ def touches(cell: dict, x: int, y: int, radius: int) -> bool:
         ((480, 640), {"height": 32, "width": 32, "resize": "letterbox"}),
         ((640, 480), {"height": 24, "width": 32, "orient": "landscape", "resize": "letterbox"}),
         ((600, 300), {"height": 32, "width": 64, "orient": "landscape"}),
+        ((480, 640), {"height": 32, "width": 32, "resize": "letterbox", "fine": True}),
+        ((640, 480), {"height": 24, "width": 32, "orient": "landscape", "resize": "letterbox", "fine": True}),
     ],
 )
 def test_a_bright_spot_comes_back_as_the_peak_through_a_real_session(frame_hw, fields):
@@ -104,8 +106,11 @@ def test_a_bright_spot_comes_back_as_the_peak_through_a_real_session(frame_hw, f
         prediction = model.predict(spot_frame(h, w, x, y))
         assert prediction.label == "porosity" and prediction.cam is not None
         assert prediction.cam.shape == (len(SCHEMA.names), card.input.height // 8, card.input.width // 8)
-        heatmap = build_heatmap(prediction.cam, prediction.index, prediction.label, (h, w, 3), card.input)
-        assert heatmap["shape"] == list(prediction.cam.shape[1:])
+        args = (prediction.index, prediction.label, (h, w, 3), card.input, card.provenance)
+        heatmap = build_heatmap(prediction.cam, *args, prediction.cam_fine)
+        maps = prediction.cam if prediction.cam_fine is None else prediction.cam_fine
+        assert heatmap["shape"] == list(maps.shape[1:])
+        assert heatmap["source"] == ("cam" if prediction.cam_fine is None else "cam_fine x cam")
         assert touches(heatmap["cell"], x, y, 30), (x, y, heatmap["cell"])
         overlay = cv2.imdecode(np.frombuffer(base64.b64decode(heatmap["png"]), np.uint8), cv2.IMREAD_UNCHANGED)
         assert overlay.shape[2] == 4 and max(overlay.shape[:2]) == 64
@@ -113,6 +118,22 @@ def test_a_bright_spot_comes_back_as_the_peak_through_a_real_session(frame_hw, f
         oy, ox = np.unravel_index(int(np.argmax(overlay[..., 3])), overlay.shape[:2])
         scale = w / overlay.shape[1]
         assert touches(heatmap["cell"], int(ox * scale), int(oy * scale), int(2 * scale))
+
+
+def test_fuse_keeps_the_fine_peak_inside_the_coarse_region():
+    c = contract()
+    coarse = one_hot((4, 4), (1, 2))  # cell (1, 2): input x 16..24, y 8..16
+    fine = np.zeros((8, 8), np.float32)
+    fine[0, 0] = 1.0  # a strong fine response outside the coarse region ...
+    fine[3, 5] = 0.5  # ... and a weaker one inside it (x 20..24, y 12..16)
+    fused = fuse(fine, coarse, Grid((4.0, 4.0), (2.0, 2.0)), Grid((8.0, 8.0), (4.0, 4.0)))
+    assert fused.max() == 1.0 and np.unravel_index(int(fused.argmax()), fused.shape) == (3, 5)
+    assert peak_cell(fused, FrameGeometry(480, 640, c), Grid((4.0, 4.0), (2.0, 2.0)))["cell"] == {
+        "x": 400.0,
+        "y": 180.0,
+        "width": 80.0,
+        "height": 60.0,
+    }
 
 
 def test_older_cards_have_no_map_and_a_card_naming_a_missing_output_is_refused():

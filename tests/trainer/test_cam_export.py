@@ -3,6 +3,7 @@ has none, and placed on the input where the strided layers put them."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -16,6 +17,7 @@ from desktop_trainer.export.onnx_export import ParityError, check_parity, export
 from desktop_trainer.export.quantize import quantize_int8
 from desktop_trainer.models.backbones import build_backbone
 from desktop_trainer.models.cam import WithCam, cam_grid, cam_logits
+from desktop_trainer.models.fine_cam import fit_probe
 from shared_schema import read_model_card
 from tests.helpers.onnx_models import make_card
 
@@ -102,3 +104,23 @@ def test_grid_follows_the_padding():
     }
     lite = WithCam(build_backbone("efficientnet_lite0", 5, image_size=(300, 400)).eval())
     assert cam_grid(lite, 300, 400) == {"stride": [32, 32], "offset": [11.5, 15.5]}
+
+
+def test_a_probe_batch_adds_the_stride_16_cam_fine(lite0, tmp_path):
+    net, _ = lite0
+    probe = batch(4, n=24, seed=2)
+    path = export_onnx(net, make_card(size=SIZE, channels="rgbd"), tmp_path / "fine.onnx", probe_batch=probe)
+    card = read_model_card(path)
+    assert card.extra_outputs == {"cam": "cam", "cam_fine": "cam_fine"}
+    heatmap = card.provenance["heatmap"]
+    assert heatmap["fine_grid"]["stride"] == [16, 16] and heatmap["grid"]["stride"] == [32, 32]
+    assert heatmap["fine_probe"]["images"] == 24 and 0 <= heatmap["fine_probe"]["top1_agreement"] <= 1
+    x = batch(4)
+    out = run(path, x)
+    assert list(out) == ["logits", "cam", "cam_fine"] and out["cam_fine"].shape == (3, 5, 4, 4)
+    own = copy.deepcopy(net)  # the wrapper hooks a block of the network it wraps
+    block, weight, _ = fit_probe(own, probe)
+    with torch.no_grad():
+        logits, _, fine = WithCam(own, (block, weight)).eval()(torch.from_numpy(x))
+    np.testing.assert_allclose(out["cam_fine"], fine.numpy(), atol=1e-4 * max(1.0, float(fine.abs().max())))
+    np.testing.assert_allclose(out["logits"], logits.numpy(), atol=1e-4)  # the logits path is untouched
