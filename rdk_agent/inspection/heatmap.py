@@ -42,7 +42,10 @@ class Grid:
     @classmethod
     def from_card(cls, provenance: dict, shape: tuple[int, int], contract: InputContract, key: str = "grid") -> Grid:
         """The trainer's grid (``heatmap.<key>``) from a card's provenance, else :meth:`even`."""
-        grid = (provenance.get("heatmap") or {}).get(key) if isinstance(provenance, dict) else None
+        heatmap = provenance.get("heatmap") if isinstance(provenance, dict) else None
+        grid = heatmap.get(key) if isinstance(heatmap, dict) else None
+        if not isinstance(grid, dict):
+            return cls.even(shape, contract)
         try:
             stride, offset = grid["stride"], grid["offset"]
             return cls((float(stride[0]), float(stride[1])), (float(offset[0]), float(offset[1])))
