@@ -42,7 +42,8 @@ def card_summary(card: ModelCard) -> dict:
         "precision": card.precision,
         "dataset_id": provenance.get("dataset_id"),
         "sample_count": provenance.get("samples"),
-        "run_id": provenance.get("run_id"),
+        "run_id": provenance.get("mlflow_run_id"),  # the MLflow run that trained it (desktop_trainer.tracking)
+        "tracking_uri": provenance.get("mlflow_tracking_uri"),
         "created_at": card.created_at,
         "metrics": card.metrics,
     }
