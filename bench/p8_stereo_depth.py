@@ -11,6 +11,8 @@ the rig's own calibration, rectified at the source's default working width and m
 * plate error: median |depth - truth| (mm) over valid plate pixels (4 mm or more from the bead) on the band;
 * bead height: ``RuleEvaluator`` on the rectified left image with the stereo depth, against the same rules with
   the exact depth (rounded to mm, the same band): the rules' own height measure on both;
+* bead height against the truth: the same rules height on the stereo depth against the rendered bead height
+  (the rules average the crown's central third, which reads a parabolic ridge ~4 % below its peak);
 * valid fraction on the bead band: bead pixels of the band that both cameras see (the strip at the left edge
   that the right camera cannot see has no depth by any method);
 * time at 1 OpenCV thread: depth and the rules on the same frame, interleaved, median of the runs.
@@ -103,6 +105,8 @@ def summarise(rows: list[dict], label: str) -> list[dict]:
     heights = [r["height_error_mm"] for r in rows]
     missing = sum(h is None for h in heights)
     worst_h = max((abs(h) for h in heights if h is not None), default=float("nan"))
+    truth = [None if r["height_stereo_mm"] is None else r["height_stereo_mm"] - r["bead_height_mm"] for r in rows]
+    worst_t = max((abs(h) for h in truth if h is not None), default=float("nan"))
     bead_valid = [r["bead_valid"] for r in rows]
     depth_ms = statistics.median(r["depth_ms"] for r in rows)
     rules_ms = statistics.median(r["rules_ms"] for r in rows)
@@ -125,6 +129,14 @@ def summarise(rows: list[dict], label: str) -> list[dict]:
             notes=[f"{missing} pairs without a rules height; errors: {heights}"],
             goal="<= 0.5",
             value=round(worst_h, 3) if missing == 0 else float("inf"),
+        ),
+        figure(
+            f"P8e-{label}",
+            f"bead height through the rules on stereo depth vs the rendered bead height ({n} pairs, {label})",
+            ("worst |error|", round(worst_t, 3), "mm"),
+            notes=[f"errors: {[None if h is None else round(h, 3) for h in truth]}"],
+            goal="<= 0.5",
+            value=round(worst_t, 3) if None not in truth else float("inf"),
         ),
         figure(
             f"P8c-{label}",
