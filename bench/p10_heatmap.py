@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=1000, help="generator seed of the fresh frames")
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument(
-        "--probe-seed", type=int, default=500, help="generator seed of the 100 frames the fine probe is fitted on"
+        "--probe-seed", type=int, default=500, help="generator seed of the 200 frames the fine probe is fitted on"
     )
     p.add_argument("--threads", type=int, default=4)
     args = p.parse_args(argv)
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-p10-models-") as tmp:
         probe_gen = SyntheticWeldGenerator(seed=args.probe_seed)  # stands in for the run's val split
         probe = np.stack(
-            [preprocess(f.rgb, card.input, f.depth) for f in (probe_gen.generate(lb) for lb in LABELS * 20)]
+            [preprocess(f.rgb, card.input, f.depth) for f in (probe_gen.generate(lb) for lb in LABELS * 40)]
         )
         cam_path = export_onnx(net, card, Path(tmp) / "cam.onnx", probe_batch=probe)
         plain_path = export_onnx(net, card, Path(tmp) / "plain.onnx", cam=False)

@@ -3,7 +3,7 @@
 The head's ``cam`` lives on the last feature map (stride 32: a 10 x 13 map at 400x300, cells of 49
 frame pixels), too coarse to point at a 4-pixel pore. One stage earlier the features are at stride 16.
 There is no head there, so one is fitted: ridge regression of the network's own logits on the
-spatially pooled stride-16 features of a batch of inputs (the val split at export). Applied as a 1x1
+spatially pooled, standardised stride-16 features of a batch of inputs (the val split at export). Applied as a 1x1
 convolution at every position, the probe gives ``cam_fine`` (N x K x 2h x 2w), the class map of a
 linear surrogate of the network at stride 16 (its top-1 agreement with the network is recorded). The
 agent multiplies the predicted class's fine map by the head's map resampled onto it: the head says
@@ -57,9 +57,14 @@ def fine_block(net: nn.Module, batch: torch.Tensor) -> nn.Module:
 
 @torch.no_grad()
 def fit_probe(
-    net: nn.Module, batch: np.ndarray, ridge: float = 1e-3, chunk: int = 16
+    net: nn.Module, batch: np.ndarray, ridge: float = 0.1, chunk: int = 16
 ) -> tuple[nn.Module, torch.Tensor, dict]:
-    """(block, K x C probe weight, summary): the stride-16 probe of ``net`` fitted on ``batch`` (N x C x H x W)."""
+    """(block, K x C probe weight, summary): the stride-16 probe of ``net`` fitted on ``batch`` (N x C x H x W).
+
+    Ridge regression on standardised pooled features, the penalty ``ridge`` x the mean diagonal of
+    their Gram matrix; the weight is returned in the features' own units (a constant per map, which the
+    agent's min-max normalisation removes, is left out).
+    """
     x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
     block = fine_block(net, x)
     pooled: list[torch.Tensor] = []
@@ -69,12 +74,13 @@ def fit_probe(
     finally:
         hook.remove()
     feats = torch.cat(pooled).double()
-    fm, lm = feats.mean(0), logits.mean(0)
-    a = feats - fm
+    scale = feats.std(0) + 1e-6
+    a = (feats - feats.mean(0)) / scale
     gram = a.T @ a
     lam = ridge * float(torch.trace(gram)) / gram.shape[0]
-    weight = torch.linalg.solve(gram + lam * torch.eye(gram.shape[0], dtype=gram.dtype), a.T @ (logits - lm)).T
-    implied = a @ weight.T + lm
+    target = logits - logits.mean(0)
+    weight = torch.linalg.solve(gram + lam * torch.eye(gram.shape[0], dtype=gram.dtype), a.T @ target).T
+    implied = a @ weight.T + logits.mean(0)
     agreement = float((implied.argmax(1) == logits.argmax(1)).double().mean())
     summary = {
         "images": len(x),
@@ -82,7 +88,7 @@ def fit_probe(
         "top1_agreement": round(agreement, 4),
         "ridge": ridge,
     }
-    return block, weight.float(), summary
+    return block, (weight / scale).float(), summary
 
 
 def with_fine_cam(net: nn.Module, batch: np.ndarray) -> tuple[WithCam, dict]:
