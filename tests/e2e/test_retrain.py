@@ -84,6 +84,7 @@ def test_retrain_trains_deploys_then_has_nothing_to_do(board, tmp_path):
     assert (rdk / "models/model.onnx").read_bytes() == (run / "model.onnx").read_bytes()
     assert info["champion"]["card"]["dataset_id"] == card.provenance["dataset_id"]
     assert card.provenance["mlflow_run_id"]  # the version on the board leads back to its MLflow run
+    assert info["champion"]["card"]["run_id"] == card.provenance["mlflow_run_id"]
 
     second = retrain(agent, rdk, tmp_path)
 
