@@ -23,7 +23,7 @@ FULL = os.environ.get("RDK_RELIABILITY_FULL", "") not in ("", "0")
 OUT_DIR = Path(__file__).resolve().parents[2] / "bench" / "out"
 # What an agent's data dir may hold at its top level; anything else is an orphan.
 DATA_DIR_ENTRIES = {"samples", "staging", "trash", "quarantine", "cache", "index.sqlite3", "index.sqlite3-wal",
-                    "index.sqlite3-shm", "agent.lock", "token"}  # fmt: skip
+                    "index.sqlite3-shm", "agent.lock", "token", "model_registry"}  # fmt: skip
 
 
 def all_captures(agent, timeout: float = 30) -> dict[str, dict]:

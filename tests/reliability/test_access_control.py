@@ -47,7 +47,12 @@ def known(small_agent) -> dict[str, str]:
     r = requests.post(small_agent.api("captures"), files={"image": ("a.png", png_bytes())}, data={"label": "good"},
                       headers=small_agent.auth, timeout=30)  # fmt: skip
     assert r.status_code == 201, r.text
-    return {"sample_id": r.json()["id"], "sha256": r.json()["files"]["rgb"]["sha256"], "filename": "app.js"}
+    return {
+        "sample_id": r.json()["id"],
+        "sha256": r.json()["files"]["rgb"]["sha256"],
+        "filename": "app.js",
+        "group": "line-1/part-7",
+    }
 
 
 def _fill(rule: str, values: dict[str, str]) -> str:
