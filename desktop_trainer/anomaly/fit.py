@@ -33,12 +33,13 @@ def greedy_coreset(embeddings: torch.Tensor, size: int, projection_dim: int = 12
     if 0 < projection_dim < x.shape[1]:
         proj = torch.randn(x.shape[1], projection_dim, generator=gen) / math.sqrt(projection_dim)
         x = x @ proj
+    sq = (x**2).sum(1)
     chosen = torch.empty(size, dtype=torch.long)
     chosen[0] = int(torch.randint(total, (1,), generator=gen))
-    nearest = ((x - x[chosen[0]]) ** 2).sum(1)
+    nearest = sq - 2.0 * (x @ x[chosen[0]]) + sq[chosen[0]]  # |a-b|^2 as a matrix-vector product: no P x D temporary
     for i in range(1, size):
         chosen[i] = int(nearest.argmax())
-        nearest = torch.minimum(nearest, ((x - x[chosen[i]]) ** 2).sum(1))
+        nearest = torch.minimum(nearest, sq - 2.0 * (x @ x[chosen[i]]) + sq[chosen[i]])
     return chosen
 
 

@@ -64,12 +64,19 @@ class PatchCoreModel(nn.Module):
     ``(score [N], anomaly_map [N, 1, H, W])`` in raw distance units.
     """
 
-    def __init__(self, extractor: FeatureExtractor, pool: int = 3, blur_sigma: float = 4.0) -> None:
+    def __init__(
+        self, extractor: FeatureExtractor, pool: int = 3, blur_sigma: float = 4.0, embed_dim: int = 0, seed: int = 0
+    ) -> None:
         super().__init__()
         self.extractor = extractor.eval()
         for p in self.extractor.parameters():
             p.requires_grad_(False)
         self.pool = int(pool)
+        # embed_dim > 0: a fixed Gaussian random projection of the patch features (a 1x1 convolution in the
+        # graph) shrinks the nearest-neighbour search, so a larger memory bank fits the same MACs
+        self.embed_dim = int(embed_dim)
+        self.register_buffer("projection", torch.zeros(0, 0))
+        self._seed = seed
         self.register_buffer("memory_bank", torch.zeros(0, 0))
         self.register_buffer("bank_sq", torch.zeros(0))
         self.register_buffer("blur", gaussian_kernel(blur_sigma) if blur_sigma > 0 else torch.ones(1))
@@ -81,7 +88,14 @@ class PatchCoreModel(nn.Module):
             feats = [F.avg_pool2d(f, self.pool, stride=1, padding=self.pool // 2) for f in feats]
         size = feats[0].shape[-2:]
         feats = [feats[0]] + [F.interpolate(f, size=size, mode="bilinear", align_corners=False) for f in feats[1:]]
-        return torch.cat(feats, dim=1)
+        emb = torch.cat(feats, dim=1)
+        if self.embed_dim > 0:
+            if self.projection.numel() == 0:  # drawn once, on the first embedding; saved with the model
+                gen = torch.Generator().manual_seed(self._seed)
+                proj = torch.randn(self.embed_dim, emb.shape[1], generator=gen) / self.embed_dim**0.5
+                self.projection = proj.to(emb.device)
+            emb = F.conv2d(emb, self.projection[:, :, None, None])
+        return emb
 
     def set_memory_bank(self, bank: torch.Tensor) -> None:
         """Store the coreset of good patch embeddings (M x D)."""

@@ -47,7 +47,10 @@ def build_model(cfg: DictConfig, in_channels: int, image_size: tuple[int, int]) 
         image_size=image_size,
     )
     extractor = FeatureExtractor(backbone.eval(), list(cfg.anomaly.layers))
-    return PatchCoreModel(extractor, pool=cfg.anomaly.pool, blur_sigma=cfg.anomaly.blur_sigma)
+    a = cfg.anomaly
+    return PatchCoreModel(
+        extractor, pool=a.pool, blur_sigma=a.blur_sigma, embed_dim=a.get("embed_dim", 0), seed=cfg.seed
+    )
 
 
 def fit(cfg: DictConfig, model: PatchCoreModel, dataset: SampleDataset) -> None:
@@ -97,8 +100,10 @@ def run_anomaly(cfg: DictConfig) -> dict:
 
     model = build_model(cfg, contract.num_channels, (contract.height, contract.width))
     if a.weights:  # a previous run's fitted model: choose the threshold, evaluate and export again
-        model.set_memory_bank(torch.load(a.weights, map_location="cpu", weights_only=True)["memory_bank"])
-        model.load_state_dict(torch.load(a.weights, map_location="cpu", weights_only=True))
+        state = torch.load(a.weights, map_location="cpu", weights_only=True)
+        model.set_memory_bank(state["memory_bank"])
+        model.projection = state.get("projection", model.projection)
+        model.load_state_dict(state)
     else:
         fit(cfg, model, SampleDataset(train, schema.names, contract))
     fit_s = time.time() - started
