@@ -4,12 +4,19 @@
 
 A real agent (loopback only) serves the default model (bench/models.py) with its default inspection
 settings except confidence and review thresholds of 0 (the untrained model then decides and no review
-captures are stored). Eight client threads POST the same JPEG frame to ``/api/v1/inspect`` without pause.
-Each swap writes the other model (same network, different card, so a different sha256) to a temporary
-file in the models dir and renames it onto ``model.onnx``, as rsync does; swap-to-active is the time from
-that rename until ``GET /api/v1/model`` reports the new sha256 (polled every 50 ms). Bounded: at most
-``--swaps`` swaps, each waited for at most 60 s, plus 1 s of traffic after the last. Goal: 0 failed requests
-(any non-200 answer or connection error); answers that fell back to the rules are counted apart.
+captures are stored) and ``promotion: immediate``. Since the model registry (issue 12), a model that
+arrives becomes a challenger and serves only after golden-set scoring and ``shadow_frames`` frames in
+shadow (``promotion: auto``), so rename-to-active would time the promotion cycle (and the shadow frames
+the clients' own requests supply), not the hot swap; ``immediate`` keeps the registry (every version is
+still kept and scored) but swaps in each model that passes the card checks at once, which is the swap
+P7 is meant to load. The settings reach the agent as its config file's ``inspection`` section.
+
+Eight client threads POST the same JPEG frame to ``/api/v1/inspect`` without pause. Each swap writes the other
+model (same network, different card, so a different sha256) to a temporary file in the models dir and renames
+it onto ``model.onnx``, as rsync does; swap-to-active is the time from that rename until ``GET /api/v1/model``
+reports the new sha256 (polled every 50 ms). Bounded: at most ``--swaps`` swaps, each waited for at most 60 s,
+plus 1 s of traffic after the last. Goal: 0 failed requests (any non-200 answer or connection error); answers
+that fell back to the rules are counted apart.
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ from bench.common import emit, figure, log, parser
 from bench.models import default_weld_model, variant
 from bench.p1_agent_overhead import encoded_frame, served_sha256, start_agent
 
-SETTINGS = {"confidence_threshold": 0.0, "review_threshold": 0.0}
+# promotion "immediate": the hot swap itself, not the champion/challenger cycle (see the docstring)
+SETTINGS = {"confidence_threshold": 0.0, "review_threshold": 0.0, "promotion": "immediate"}
 MAX_REQUESTS_PER_CLIENT = 5000
 
 
