@@ -19,7 +19,7 @@ from shared_schema import default_weld_schema
 from tests.helpers import onnx_models as om
 
 SCHEMA = default_weld_schema()
-STAGES = {"decode", "preprocess", "inference", "rules", "total"}
+STAGES = {"decode", "preprocess", "inference", "rules", "heatmap", "total"}
 
 
 @pytest.fixture(scope="module")
