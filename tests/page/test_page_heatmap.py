@@ -52,7 +52,7 @@ def test_the_heat_map_is_overlaid_on_the_preview(cam_agent, page):
     expect(overlay).to_be_hidden()
     expect(result.locator(".heatmap-note")).to_have_count(0)
 
-    deploy(cam_agent, cam_model_bytes(cam_card(default_weld_schema(), resize="letterbox")))
+    deploy(cam_agent, cam_model_bytes(cam_card(default_weld_schema(), resize="letterbox", fine=True)))
     page.click("#inspect-btn")
     expect(result.locator(".engine-badge")).to_have_text("onnx")
     expect(overlay).to_be_visible()
