@@ -206,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=4)
     args = p.parse_args(argv)
     per_label, rounds = (8, 2) if args.quick else (args.per_label, args.rounds)
+    if not (args.run_dir / "metrics.json").is_file():
+        raise SystemExit(f"no trained run in {args.run_dir}: run `make demo` first, or give --run-dir <hydra run dir>")
     net, card, ckpt = load_run(args.run_dir)
     schema = default_weld_schema()
     with tempfile.TemporaryDirectory(prefix="bench-p10-models-") as tmp:
