@@ -65,7 +65,10 @@ def last_block(net: nn.Module) -> nn.Module:
 
 class WithCam(nn.Module):
     """``net`` with its own logits (unchanged path), the class maps ``cam`` (no bias) and, given a
-    ``fine`` probe (a stride-16 block and its K x C weight, see ``models.fine_cam``), ``cam_fine``."""
+    ``fine`` probe (a stride-16 block and its K x C weight, see ``models.fine_cam``), ``cam_fine``.
+
+    The probe hooks its block for good: wrap a copy of a network that is used elsewhere.
+    """
 
     def __init__(self, net: nn.Module, fine: tuple[nn.Module, torch.Tensor] | None = None) -> None:
         super().__init__()
@@ -139,9 +142,3 @@ def _pair(value) -> tuple[int, int]:
 
 def _in_channels(model: nn.Module) -> int:
     return next(m for m in model.modules() if isinstance(m, nn.Conv2d)).in_channels
-
-
-def cam_logits(cam: torch.Tensor, head: nn.Linear) -> torch.Tensor:
-    """The logits a cam implies: its spatial mean plus the head's bias."""
-    bias = head.bias if head.bias is not None else torch.zeros(cam.shape[1])
-    return cam.mean(dim=(2, 3)) + bias

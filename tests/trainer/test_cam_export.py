@@ -16,7 +16,7 @@ from desktop_trainer.evaluation import ort_session
 from desktop_trainer.export.onnx_export import ParityError, check_parity, export_onnx
 from desktop_trainer.export.quantize import quantize_int8
 from desktop_trainer.models.backbones import build_backbone
-from desktop_trainer.models.cam import WithCam, cam_grid, cam_logits
+from desktop_trainer.models.cam import WithCam, cam_grid
 from desktop_trainer.models.fine_cam import fit_probe
 from shared_schema import read_model_card
 from tests.helpers.onnx_models import make_card
@@ -52,7 +52,7 @@ def test_cam_spatial_mean_plus_bias_is_the_logits(lite0):
     out = run(path, x)
     assert list(out) == ["logits", "cam"]  # the logits stay the first output (ort_logits reads [0])
     assert out["cam"].shape == (3, 5, 2, 2)  # stride 32
-    implied = cam_logits(torch.from_numpy(out["cam"]), net._fc).detach().numpy()
+    implied = out["cam"].mean(axis=(2, 3)) + net._fc.bias.detach().numpy()
     np.testing.assert_allclose(implied, out["logits"], atol=1e-4)
     with torch.no_grad():
         np.testing.assert_allclose(out["logits"], net(torch.from_numpy(x)).numpy(), atol=1e-4)
