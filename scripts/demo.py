@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
 
     quick = [f"trainer.max_epochs={args.first_epochs}"] if two else []
     step(4, "Round 1: make retrain: pull the dataset over HTTP, train, deploy-model, the board's verdict")
-    model = retrain(agent, workdir, "round1", args.experiment, 0, [*quick, *args.overrides])
+    model = retrain(agent, workdir, "round1", args.experiment, 0, [*args.overrides, *quick])
     rounds = [round_summary(agent, model)]
     n = 5
     if two:
