@@ -3,7 +3,9 @@
 A network with a global-pooling + linear head is exported with a second output, ``cam`` (class
 activation maps, N x K x h x w, see ``desktop_trainer.models.cam``), named in the card's
 ``extra_outputs`` under the role ``cam``; the logits stay the first output. Where the cells lie on the
-input (``cam_grid``) goes to ``provenance["heatmap"]["grid"]``, which the agent reads. Any other head is exported
+input (``cam_grid``) goes to ``provenance["heatmap"]["grid"]``, which the agent reads. A network trained
+with an auxiliary stride-16 head (``models.aux_head``) also outputs that head's maps, ``cam_fine``
+(role ``cam_fine``, cells in ``provenance["heatmap"]["fine_grid"]``). Any other head is exported
 with the logits only, and the card's provenance says why there is no map.
 """
 
@@ -19,28 +21,26 @@ import torch
 from torch import nn
 
 from desktop_trainer.evaluation import ort_logits, ort_session
+from desktop_trainer.models.aux_head import stage_blocks
 from desktop_trainer.models.cam import CamUnavailable, WithCam, cam_grid
-from desktop_trainer.models.fine_cam import with_fine_cam
 from shared_schema import METADATA_KEY, ModelCard
 
 OPSET = 17
 CAM_OUTPUT = "cam"
 FINE_OUTPUT = "cam_fine"
+CAM_OUTPUTS = (CAM_OUTPUT, FINE_OUTPUT)
 
 
 class ParityError(RuntimeError):
     """The exported model does not reproduce PyTorch's outputs."""
 
 
-def export_onnx(
-    model: nn.Module, card: ModelCard, path: str | Path, cam: bool = True, probe_batch: np.ndarray | None = None
-) -> Path:
+def export_onnx(model: nn.Module, card: ModelCard, path: str | Path, cam: bool = True) -> Path:
     """Export ``model`` (eval mode, CPU, fp32) with a dynamic batch and embed ``card``.
 
     With ``cam`` and a pooling + linear head, the graph also outputs the class maps ``cam`` and the
-    embedded card names it (``extra_outputs["cam"]``); otherwise the card names no cam. With a
-    ``probe_batch`` of preprocessed inputs too, a stride-16 probe is fitted on it and the graph also
-    outputs ``cam_fine`` (``models.fine_cam``; ``extra_outputs["cam_fine"]``).
+    embedded card names it (``extra_outputs["cam"]``); otherwise the card names no cam. When ``model``
+    has an auxiliary stride-16 head, the graph also outputs its maps ``cam_fine`` (``extra_outputs["cam_fine"]``).
     """
     path = Path(path)
     net = copy.deepcopy(model).cpu().float().eval()
@@ -52,16 +52,16 @@ def export_onnx(
             wrapped = WithCam(net).eval()
             heatmap = {"cam": CAM_OUTPUT, "layer": "last feature map"}
             heatmap["grid"] = cam_grid(wrapped, card.input.height, card.input.width)
-            if probe_batch is not None and len(probe_batch):
-                wrapped, heatmap["fine_probe"] = with_fine_cam(net, probe_batch)
-                heatmap["fine_grid"] = cam_grid(wrapped, card.input.height, card.input.width, wrapped.fine_block)
-            net = wrapped
             extra["cam"] = CAM_OUTPUT
             outputs.append(CAM_OUTPUT)
-            if "fine_probe" in heatmap:
+            if wrapped.aux is not None:
+                block = stage_blocks(net)[wrapped.aux.index]
+                heatmap["fine_grid"] = cam_grid(wrapped, card.input.height, card.input.width, block)
+                heatmap["cam_fine"] = FINE_OUTPUT
+                heatmap["fine_layer"] = f"auxiliary head on feature block {wrapped.aux.index} (stride 16)"
                 extra["cam_fine"] = FINE_OUTPUT
                 outputs.append(FINE_OUTPUT)
-                heatmap["cam_fine"] = FINE_OUTPUT
+            net = wrapped
             provenance["heatmap"] = heatmap
         except CamUnavailable as exc:
             provenance["heatmap"] = {"cam": None, "reason": str(exc)}
@@ -99,10 +99,8 @@ def embed_card(path: str | Path, card: ModelCard) -> None:
 def check_parity(model: nn.Module, path: str | Path, batch: np.ndarray, atol: float = 1e-4) -> dict:
     """Compare ORT and PyTorch logits on ``batch``; raise ParityError beyond ``atol`` or on any top-1 change.
 
-    A ``cam`` output is compared too, on up to 16 images, with ``atol`` scaled by the map's largest
-    magnitude (class maps are sums over h x w positions, so their values run larger than the logits).
-    ``cam_fine`` is not gated: it is a surrogate fitted at export, not an output of the trained network
-    (tests/trainer/test_cam_export.py checks its ONNX form against PyTorch).
+    The ``cam`` and ``cam_fine`` outputs are compared too, on up to 16 images, with ``atol`` scaled by
+    each map's largest magnitude (class maps are sums over positions, so their values run larger than the logits).
     """
     net = copy.deepcopy(model).cpu().float().eval()
     session = ort_session(str(path), threads=2)
@@ -116,19 +114,25 @@ def check_parity(model: nn.Module, path: str | Path, batch: np.ndarray, atol: fl
             f"ONNX export of {path} does not match PyTorch: max |Δlogit| {diff:.2e} (allowed {atol:.0e}), "
             f"{top1_changes} of {len(batch)} images change their top-1 class"
         )
-    if CAM_OUTPUT in {o.name for o in session.get_outputs()}:
-        report["cam"] = _cam_parity(net, session, batch[:16], atol, path)
+    names = [o.name for o in session.get_outputs()]
+    if CAM_OUTPUT in names:
+        report.update(_cam_parity(net, session, batch[:16], atol, path, [n for n in names if n in CAM_OUTPUTS]))
     return report
 
 
-def _cam_parity(net: nn.Module, session, batch: np.ndarray, atol: float, path: str | Path) -> dict:
-    """ORT's cam against PyTorch's; ParityError beyond ``atol`` x the largest |cam|."""
-    _, torch_cam = WithCam(net).eval()(torch.from_numpy(batch))
-    onnx_cam = session.run([CAM_OUTPUT], {session.get_inputs()[0].name: batch})[0]
-    scale = max(1.0, float(np.abs(torch_cam.numpy()).max()))
-    diff = float(np.abs(torch_cam.numpy() - onnx_cam).max())
-    if diff > atol * scale:
-        raise ParityError(
-            f"ONNX cam of {path} does not match PyTorch: max |Δcam| {diff:.2e} (allowed {atol:.0e} x {scale:.1f})"
-        )
-    return {"images": len(batch), "shape": list(onnx_cam.shape[1:]), "max_abs_diff": diff, "scale": scale}
+def _cam_parity(net: nn.Module, session, batch: np.ndarray, atol: float, path: str | Path, names: list[str]) -> dict:
+    """ORT's class maps (``names``, in WithCam's output order) against PyTorch's; ParityError beyond
+    ``atol`` x a map's largest magnitude."""
+    torch_maps = WithCam(net).eval()(torch.from_numpy(batch))[1:]
+    onnx_maps = session.run(names, {session.get_inputs()[0].name: batch})
+    report = {}
+    for name, torch_map, onnx_map in zip(names, torch_maps, onnx_maps, strict=True):
+        scale = max(1.0, float(np.abs(torch_map.numpy()).max()))
+        diff = float(np.abs(torch_map.numpy() - onnx_map).max())
+        if diff > atol * scale:
+            raise ParityError(
+                f"ONNX {name} of {path} does not match PyTorch: max |Δ{name}| {diff:.2e} "
+                f"(allowed {atol:.0e} x {scale:.1f})"
+            )
+        report[name] = {"images": len(batch), "shape": list(onnx_map.shape[1:]), "max_abs_diff": diff, "scale": scale}
+    return report

@@ -28,9 +28,7 @@ def _input_shape(ctx: FinalizeContext) -> tuple[int, int, int]:
 def onnx_model(ctx: FinalizeContext, parity_atol: float, latency_runs: int) -> dict[str, str]:
     """model.onnx with the card embedded, gated on parity with PyTorch on the val split (ParityError
     beyond ``parity_atol`` or on any top-1 change); ORT latency at 1 thread."""
-    val = ctx.batch("val")
-    probe = val[np.linspace(0, len(val) - 1, min(len(val), 128)).astype(int)] if len(val) else None
-    path = export_onnx(ctx.net, ctx.card, ctx.out_dir / "model.onnx", probe_batch=probe)  # probe: the fine heat map
+    path = export_onnx(ctx.net, ctx.card, ctx.out_dir / "model.onnx")
     ctx.card = read_model_card(path)  # as embedded: with the cam output and its grid when the head has one
     ctx.metrics["parity"] = check_parity(ctx.net, path, ctx.batch("val"), atol=parity_atol)
     latency = ort_latency_ms(str(path), _input_shape(ctx), runs=latency_runs)

@@ -10,6 +10,8 @@ import torch
 import torchvision
 from torch import nn
 
+from desktop_trainer.models.aux_head import add_aux_head
+
 log = logging.getLogger(__name__)
 
 TORCHVISION = ("mobilenet_v3_small", "mobilenet_v3_large", "resnet18", "efficientnet_b0")
@@ -34,6 +36,7 @@ def build_backbone(
     dropout: float | None = None,
     bn_momentum: float | None = None,
     freeze: Sequence[str] = (),
+    aux_head: bool = False,
 ) -> nn.Module:
     """Build ``name`` with a ``num_classes`` head.
 
@@ -43,6 +46,8 @@ def build_backbone(
     ``bn_momentum`` (PyTorch convention) replaces every BatchNorm's momentum: the Lite0 port keeps
     TensorFlow's 0.01, which leaves most of a short fine-tuning's running statistics at ImageNet values.
     ``freeze``: parameter-name prefixes whose parameters stop training (no backward pass runs through them).
+    ``aux_head``: also a pooled linear head on the last stride-16 block (``net.aux_head``, see
+    ``models.aux_head``), for deep supervision and the exported ``cam_fine``.
     """
     builders: dict[str, Callable[[], nn.Module]] = {n: _torchvision_builder(n, pretrained) for n in TORCHVISION}
     builders["efficientnet_lite0"] = lambda: _efficientnet_lite0(pretrained, image_size)
@@ -54,6 +59,9 @@ def build_backbone(
     _replace_head(model, num_classes, dropout)
     if in_channels != 3:
         _adapt_first_conv(model, in_channels)
+    if aux_head:
+        size = (image_size, image_size) if isinstance(image_size, int) else (int(image_size[0]), int(image_size[1]))
+        add_aux_head(model, num_classes, in_channels, size)
     if bn_momentum is not None:
         for module in model.modules():
             if isinstance(module, nn.modules.batchnorm._BatchNorm):

@@ -64,35 +64,29 @@ def last_block(net: nn.Module) -> nn.Module:
 
 
 class WithCam(nn.Module):
-    """``net`` with its own logits (unchanged path), the class maps ``cam`` (no bias) and, given a
-    ``fine`` probe (a stride-16 block and its K x C weight, see ``models.fine_cam``), ``cam_fine``.
+    """``net`` with its own logits (unchanged path), the class maps ``cam`` (no bias) and, when ``net`` has
+    an auxiliary stride-16 head (``models.aux_head``), that head's class maps ``cam_fine``."""
 
-    The probe hooks its block for good: wrap a copy of a network that is used elsewhere.
-    """
+    def __init__(self, net: nn.Module) -> None:
+        from desktop_trainer.models.aux_head import aux_head
 
-    def __init__(self, net: nn.Module, fine: tuple[nn.Module, torch.Tensor] | None = None) -> None:
         super().__init__()
         self.net = net
         self.features, self.head = cam_parts(net)
-        self.fine_block = None if fine is None else fine[0]
-        self.fine_weight = None if fine is None else nn.Parameter(fine[1][:, :, None, None], requires_grad=False)
-        self._fine: list[torch.Tensor] = []
-        if fine is not None:
-            fine[0].register_forward_hook(lambda module, inputs, output: self._fine.append(output))
+        self.aux = aux_head(net)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        self._fine.clear()
-        feats = self.features(x)
+        feats = self.features(x)  # runs the stride-16 block too, whose output the auxiliary head keeps
         logits = self.head(torch.flatten(F.adaptive_avg_pool2d(feats, 1), 1))
         cam = F.conv2d(feats, self.head.weight[:, :, None, None])
-        if self.fine_weight is None:
+        if self.aux is None:
             return logits, cam
-        return logits, cam, F.conv2d(self._fine[-1], self.fine_weight)
+        return logits, cam, self.aux.cam()
 
 
 def cam_grid(model: WithCam, height: int, width: int, until: nn.Module | None = None) -> dict:
     """The input geometry of ``model``'s cam cells for a ``height`` x ``width`` input (of the output of
-    ``until`` when given, e.g. the fine probe's block).
+    ``until`` when given, e.g. the auxiliary head's stride-16 block).
 
     ``stride`` and ``offset`` ([y, x], input pixels, continuous coordinates with pixel centres at
     ``index + 0.5``): cell ``(i, j)`` is centred on ``(offset_y + stride_y · i, offset_x + stride_x · j)``.
