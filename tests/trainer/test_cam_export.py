@@ -1,23 +1,28 @@
 """The exported class maps: consistent with the logits, gated by parity, kept by int8, absent where the head
-has none, and placed on the input where the strided layers put them."""
+has none, and placed on the input where the strided layers put them; the auxiliary stride-16 head (deep
+supervision) trained with its weighted loss and exported exactly as ``cam_fine``."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+from functools import partial
 
 import numpy as np
 import onnx
 import pytest
 import torch
 from onnx import helper, numpy_helper
+from torch.nn import functional as F
 
 from desktop_trainer.evaluation import ort_session
 from desktop_trainer.export.onnx_export import ParityError, check_parity, export_onnx
 from desktop_trainer.export.quantize import quantize_int8
+from desktop_trainer.models.aux_head import aux_head
 from desktop_trainer.models.backbones import build_backbone
 from desktop_trainer.models.cam import WithCam, cam_grid
-from desktop_trainer.models.fine_cam import fit_probe
+from desktop_trainer.models.losses import WeightedSmoothedCrossEntropy
+from desktop_trainer.models.module import Classifier
 from shared_schema import read_model_card
 from tests.helpers.onnx_models import make_card
 
@@ -74,15 +79,6 @@ def test_parity_gate_covers_the_cam(lite0, tmp_path):
         check_parity(net, tmp_path / "off.onnx", batch(4))
 
 
-def test_int8_keeps_the_cam_output(lite0, tmp_path):
-    _, path = lite0
-    int8 = quantize_int8(path, tmp_path / "model.int8.onnx", batch(4, n=4, seed=1))
-    card = read_model_card(int8)
-    assert card.precision == "int8" and card.extra_outputs == {"cam": "cam"}
-    out = run(int8, batch(4))
-    assert out["cam"].shape == (3, 5, 2, 2) and np.isfinite(out["cam"]).all()
-
-
 def test_heads_without_a_class_map_say_so_and_old_roles_are_dropped(lite0, tmp_path):
     net = build_backbone("mobilenet_v3_small", 5, image_size=SIZE).eval()
     card = dataclasses.replace(make_card(size=SIZE), extra_outputs={"cam": "cam"})  # as an older export said
@@ -106,21 +102,74 @@ def test_grid_follows_the_padding():
     assert cam_grid(lite, 300, 400) == {"stride": [32, 32], "offset": [11.5, 15.5]}
 
 
-def test_a_probe_batch_adds_the_stride_16_cam_fine(lite0, tmp_path):
-    net, _ = lite0
-    probe = batch(4, n=24, seed=2)
-    path = export_onnx(net, make_card(size=SIZE, channels="rgbd"), tmp_path / "fine.onnx", probe_batch=probe)
+@pytest.fixture(scope="module")
+def with_aux(tmp_path_factory):
+    torch.manual_seed(1)
+    net = build_backbone("efficientnet_lite0", 5, in_channels=4, image_size=SIZE, aux_head=True).eval()
+    path = export_onnx(net, make_card(size=SIZE, channels="rgbd"), tmp_path_factory.mktemp("fine") / "model.onnx")
+    return net, path
+
+
+def test_an_auxiliary_head_is_exported_exactly_as_cam_fine(with_aux):
+    net, path = with_aux
     card = read_model_card(path)
     assert card.extra_outputs == {"cam": "cam", "cam_fine": "cam_fine"}
     heatmap = card.provenance["heatmap"]
     assert heatmap["fine_grid"]["stride"] == [16, 16] and heatmap["grid"]["stride"] == [32, 32]
-    assert heatmap["fine_probe"]["images"] == 24 and 0 <= heatmap["fine_probe"]["top1_agreement"] <= 1
     x = batch(4)
     out = run(path, x)
     assert list(out) == ["logits", "cam", "cam_fine"] and out["cam_fine"].shape == (3, 5, 4, 4)
-    own = copy.deepcopy(net)  # the wrapper hooks a block of the network it wraps
-    block, weight, _ = fit_probe(own, probe)
+    head = aux_head(net)
     with torch.no_grad():
-        logits, _, fine = WithCam(own, (block, weight)).eval()(torch.from_numpy(x))
-    np.testing.assert_allclose(out["cam_fine"], fine.numpy(), atol=1e-4 * max(1.0, float(fine.abs().max())))
-    np.testing.assert_allclose(out["logits"], logits.numpy(), atol=1e-4)  # the logits path is untouched
+        logits = net(torch.from_numpy(x)).numpy()
+        aux_logits = head.logits().numpy()  # what the training's auxiliary loss sees
+    np.testing.assert_allclose(out["logits"], logits, atol=1e-4)  # the logits stay the main head's
+    implied = out["cam_fine"].mean(axis=(2, 3)) + head.fc.bias.detach().numpy()
+    np.testing.assert_allclose(implied, aux_logits, atol=1e-4)
+    assert not np.allclose(aux_logits, logits, atol=1e-2)  # a head of its own, not the main one
+
+
+def test_parity_gate_covers_cam_fine_and_int8_keeps_both_maps(with_aux, tmp_path):
+    net, path = with_aux
+    report = check_parity(net, path, batch(4))
+    assert report["cam_fine"]["shape"] == [5, 4, 4] and report["cam_fine"]["max_abs_diff"] < 1e-3
+    proto = onnx.load(str(path))
+    producer = next(n for n in proto.graph.node if "cam_fine" in n.output)
+    producer.output[list(producer.output).index("cam_fine")] = "fine_raw"
+    proto.graph.initializer.append(numpy_helper.from_array(np.full((1, 5, 1, 1), 0.5, np.float32), "shift"))
+    proto.graph.node.append(helper.make_node("Add", ["fine_raw", "shift"], ["cam_fine"]))
+    onnx.save(proto, str(tmp_path / "off.onnx"))
+    with pytest.raises(ParityError, match="cam_fine"):
+        check_parity(net, tmp_path / "off.onnx", batch(4))
+    int8 = quantize_int8(path, tmp_path / "model.int8.onnx", batch(4, n=4, seed=1))
+    assert read_model_card(int8).extra_outputs == {"cam": "cam", "cam_fine": "cam_fine"}
+    out = run(int8, batch(4))
+    assert out["cam"].shape == (3, 5, 2, 2) and np.isfinite(out["cam"]).all()
+    assert out["cam_fine"].shape == (3, 5, 4, 4) and np.isfinite(out["cam_fine"]).all()
+
+
+def test_training_adds_the_weighted_auxiliary_loss():
+    torch.manual_seed(2)
+    net = build_backbone("efficientnet_lite0", 3, in_channels=3, image_size=SIZE, aux_head=True)
+    module = Classifier(net, 3, WeightedSmoothedCrossEntropy(), partial(torch.optim.SGD, lr=0.1), aux_weight=0.4)
+    module.eval()  # no dropout, fixed BatchNorm statistics: the twin below sees the same network
+    x, y = torch.from_numpy(batch(3, n=4, seed=3)), torch.tensor([0, 1, 2, 1])
+    loss = module.training_step((x, y), 0)
+    twin = copy.deepcopy(net)  # the copy's head follows the copy's block (export deep-copies the network)
+    main = F.cross_entropy(twin(x), y)
+    aux = F.cross_entropy(aux_head(twin).logits(), y)
+    torch.testing.assert_close(loss, main + 0.4 * aux)
+    loss.backward()
+    assert float(aux_head(net).fc.weight.grad.abs().sum()) > 0  # the auxiliary head trains
+    plain = build_backbone("efficientnet_lite0", 3, image_size=SIZE)
+    assert aux_head(plain) is None and not any("aux" in k for k in plain.state_dict())
+
+
+def test_the_demo_recipe_trains_the_auxiliary_head():
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="desktop_trainer.configs", version_base="1.3"):
+        demo = compose("train", overrides=["+experiment=demo", "data.source=x"])
+        default = compose("train", overrides=["data.source=x"])
+    assert demo.model.aux_head is True and demo.model.net.aux_head is True and demo.model.module.aux_weight == 0.4
+    assert default.model.aux_head is False
