@@ -80,6 +80,7 @@ class ModelRegistry:
         self.versions: dict[str, dict] = {}
         self.champions: list[str] = []
         self._dirty = False
+        self._written = b""  # the bytes on disk, so that an unchanged registry is never rewritten
         self.directory.mkdir(parents=True, exist_ok=True)
         self._load()
 
@@ -89,7 +90,8 @@ class ModelRegistry:
         if not self.path.exists():
             return
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
+            self._written = self.path.read_bytes()
+            data = json.loads(self._written.decode("utf-8"))
             if data.get("format") != FORMAT:
                 raise ValueError(f"not a {FORMAT} file")
             versions = {sha: self._checked(sha, v) for sha, v in data["versions"].items()}
@@ -137,7 +139,10 @@ class ModelRegistry:
         """Write the registry now (atomic)."""
         with self.lock:
             data = {"format": FORMAT, "version": 1, "versions": self.versions, "champions": self.champions}
-            atomic_write(self.path, json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
+            payload = json.dumps(data, indent=1, sort_keys=True).encode("utf-8")
+            if payload != self._written:  # spare the board's flash an identical rewrite
+                atomic_write(self.path, payload)
+                self._written = payload
             self._dirty = False
 
     def flush(self) -> None:
