@@ -102,7 +102,8 @@ def run_anomaly(cfg: DictConfig) -> dict:
     if a.weights:  # a previous run's fitted model: choose the threshold, evaluate and export again
         state = torch.load(a.weights, map_location="cpu", weights_only=True)
         model.set_memory_bank(state["memory_bank"])
-        model.projection = state.get("projection", model.projection)
+        model.projection = state.setdefault("projection", model.projection)
+        state["blur"] = model.blur  # the map smoothing is this run's (anomaly.blur_sigma), not the fitted run's
         model.load_state_dict(state)
     else:
         fit(cfg, model, SampleDataset(train, schema.names, contract))
