@@ -107,7 +107,8 @@ def folder_pairs(folder: Path) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
 
 def simulated_pairs(n: int, seed: int, distortion: bool, board: Board) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """Rendered checkerboard pairs of :meth:`StereoRig.distorted` (or a pinhole rig)."""
-    from rdk_agent.camera.stereo.render import StereoRig, checkerboard_poses, render_checkerboard_pair
+    from rdk_agent.camera.stereo.checkerboard import checkerboard_poses, render_checkerboard_pair
+    from rdk_agent.camera.stereo.render import StereoRig
 
     if n < 1:
         raise UsageError("--simulate needs at least 1 view")

@@ -15,7 +15,8 @@ import pytest
 
 from rdk_agent.camera.stereo.calibrate_core import Board, calibrate_stereo, detect_pair, validate
 from rdk_agent.camera.stereo.calibration import CalibrationError, StereoCalibration
-from rdk_agent.camera.stereo.render import StereoRig, checkerboard_poses, render_checkerboard_pair
+from rdk_agent.camera.stereo.checkerboard import checkerboard_poses, render_checkerboard_pair
+from rdk_agent.camera.stereo.render import StereoRig
 
 K = np.array([[700.0, 0, 319.5], [0, 700.0, 239.5], [0, 0, 1]])
 
