@@ -23,7 +23,7 @@ def healthz():
 
 @bp.get(f"{API_PREFIX}/status")
 def status():
-    """Agent, labels, camera, storage, dataset and model status."""
+    """Agent, labels, camera, storage, dataset, model and anomaly-model status."""
     svc = services()
     return jsonify(
         {
@@ -38,6 +38,7 @@ def status():
             "storage": svc.store.storage_status(),
             "dataset": svc.store.stats(svc.config.target_per_class),
             "model": {**svc.models.summary(), "live_inspection": svc.live_inspection is not None},
+            "anomaly": svc.inspector.anomaly.status() if svc.inspector.anomaly is not None else None,
         }
     )
 

@@ -169,3 +169,5 @@ def test_a_broken_anomaly_file_says_load_failed_and_the_classifier_keeps_serving
         time.sleep(0.05)
     assert body["anomaly"]["engine"] is None and body["anomaly"]["anomalous"] is None
     assert body["label"] == "good" and body["review_capture_id"] is None
+    status = agent.client.get(agent.api("status"), headers=agent.auth).json["anomaly"]
+    assert status["active"] is None and status["reason"] == "load_failed" and status["last_error"]
