@@ -113,8 +113,16 @@ def build_trainer(cfg: DictConfig) -> L.Trainer:
     )
 
 
+def print_lightning_once() -> None:
+    """Drop the console handler Lightning adds to its ``lightning`` logger at import when the root logger
+    already prints (Hydra's console and file handlers): each of its messages then prints once, not twice."""
+    if logging.getLogger().hasHandlers():
+        logging.getLogger("lightning").handlers.clear()
+
+
 def run(cfg: DictConfig) -> dict | None:
     """Train, evaluate, export and report; returns metrics.json's content on rank 0 (None elsewhere)."""
+    print_lightning_once()
     if cfg.get("anomaly") is not None:  # +experiment=anomaly
         from desktop_trainer.anomaly.run import run_anomaly
 
