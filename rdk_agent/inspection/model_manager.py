@@ -300,7 +300,10 @@ class ModelManager:
     def state(self) -> str:
         """``active``, ``challenger`` (the file is the challenger), ``serving_previous`` (the file was refused or
         retired), ``failed`` or ``no_model``."""
-        active = self.active
+        return self._state(self.active)
+
+    def _state(self, active: ActiveModel | None) -> str:
+        """The state for one read of ``active`` (a swap may happen between two reads)."""
         if active is None:
             return "failed" if self.last_error is not None else "no_model"
         if self.file_sha256 is not None and self.file_sha256 != active.classifier.sha256:
@@ -315,7 +318,7 @@ class ModelManager:
     def summary(self) -> dict:
         """``{"state", "sha256"}``: the state and the serving model's sha256 (None when none serves)."""
         active = self.active
-        return {"state": self.state(), "sha256": active.classifier.sha256 if active is not None else None}
+        return {"state": self._state(active), "sha256": active.classifier.sha256 if active is not None else None}
 
     def version(self, sha: str) -> dict:
         """One version's API form (UnknownVersion)."""
@@ -341,7 +344,7 @@ class ModelManager:
             challenger_dict = public(challenger) if challenger else None
         s = self.settings
         return {
-            "state": self.state(),
+            "state": self._state(active),
             "active": active.to_dict() if active is not None else None,
             "loading": self.loading,
             "last_error": self.last_error,
