@@ -20,8 +20,9 @@ from rdk_agent.inspection.onnx_model import (
     DEFAULT_INTRA_OP_THREADS,
     InferenceError,
     ModelLoadError,
+    open_session,
     read_card,
-    session_options,
+    read_model_file,
 )
 from shared_schema import LabelSchema
 from shared_schema.anomaly import MAP_ROLE, NORMALISED_THRESHOLD, AnomalySettings, input_to_frame
@@ -63,14 +64,7 @@ class OnnxAnomalyModel:
         self.sha256 = hashlib.sha256(data).hexdigest()
         self.size_bytes = len(data)
         self.intra_op_threads = max(1, int(intra_op_threads))
-        try:
-            self.session = ort.InferenceSession(
-                data, sess_options=session_options(self.intra_op_threads), providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # ORT raises its own exception types for every kind of bad file
-            lines = str(exc).strip().splitlines()
-            message = f"ONNX Runtime cannot load the file: {lines[0][:300] if lines else type(exc).__name__}"
-            raise ModelLoadError("load_failed", "not_onnx", message) from None
+        self.session = open_session(data, self.intra_op_threads)
         self.card = read_card(self.session)
         if self.card.task != "anomaly":
             raise ModelLoadError("load_failed", "not_anomaly", f"the card's task is {self.card.task!r}, not 'anomaly'")
@@ -93,11 +87,7 @@ class OnnxAnomalyModel:
         cls, path: str | Path, schema: LabelSchema, intra_op_threads: int = DEFAULT_INTRA_OP_THREADS
     ) -> OnnxAnomalyModel:
         """Read ``path`` once and load it."""
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise ModelLoadError("load_failed", "unreadable", f"cannot read {path}: {exc.strerror}") from None
-        return cls(data, schema, intra_op_threads, source=str(path))
+        return cls(read_model_file(path), schema, intra_op_threads, source=str(path))
 
     def _check_io(self) -> None:
         contract = self.card.input

@@ -91,6 +91,24 @@ def read_card(session: ort.InferenceSession) -> ModelCard:
         raise ModelLoadError("load_failed", "no_card" if exc.missing else "invalid_card", str(exc)) from None
 
 
+def open_session(data: bytes, intra_op_threads: int) -> ort.InferenceSession:
+    """An ORT CPU session on the model ``data``; ModelLoadError ``not_onnx`` when ORT cannot load it."""
+    try:
+        options = session_options(intra_op_threads)
+        return ort.InferenceSession(data, sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises its own exception types for every kind of bad file
+        message = f"ONNX Runtime cannot load the file: {_first_line(exc)}"
+        raise ModelLoadError("load_failed", "not_onnx", message) from None
+
+
+def read_model_file(path: str | Path) -> bytes:
+    """The bytes of the model file ``path``; ModelLoadError ``unreadable`` when it cannot be read."""
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ModelLoadError("load_failed", "unreadable", f"cannot read {path}: {exc.strerror}") from None
+
+
 class OnnxClassifier:
     """A loaded, verified classifier. ``predict`` is thread-safe (ORT sessions are)."""
 
@@ -103,13 +121,7 @@ class OnnxClassifier:
         self.sha256 = hashlib.sha256(data).hexdigest()
         self.size_bytes = len(data)
         self.intra_op_threads = max(1, int(intra_op_threads))
-        try:
-            self.session = ort.InferenceSession(
-                data, sess_options=session_options(self.intra_op_threads), providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # ORT raises its own exception types for every kind of bad file
-            message = f"ONNX Runtime cannot load the file: {_first_line(exc)}"
-            raise ModelLoadError("load_failed", "not_onnx", message) from None
+        self.session = open_session(data, self.intra_op_threads)
         self.card = read_card(self.session)
         _check_schema(self.card, schema)
         self.cam_output: str | None = self.card.extra_outputs.get("cam")
@@ -124,11 +136,7 @@ class OnnxClassifier:
         cls, path: str | Path, schema: LabelSchema, intra_op_threads: int = DEFAULT_INTRA_OP_THREADS
     ) -> OnnxClassifier:
         """Read ``path`` once and load it."""
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise ModelLoadError("load_failed", "unreadable", f"cannot read {path}: {exc.strerror}") from None
-        return cls(data, schema, intra_op_threads, source=str(path))
+        return cls(read_model_file(path), schema, intra_op_threads, source=str(path))
 
     @property
     def labels(self) -> tuple[str, ...]:
