@@ -20,6 +20,7 @@ import numpy as np
 
 from rdk_agent.inspection.anomaly_model import OnnxAnomalyModel
 from rdk_agent.inspection.deadline import DeadlineWatchdog
+from rdk_agent.inspection.model_manager import file_signature
 from rdk_agent.inspection.onnx_model import InferenceError, ModelLoadError
 from rdk_agent.inspection.settings import InspectionSettings
 from shared_schema import LabelSchema
@@ -28,14 +29,6 @@ from shared_schema.anomaly import NORMALISED_THRESHOLD
 log = logging.getLogger(__name__)
 
 ANOMALY_FILENAME = "anomaly.onnx"
-
-
-def _signature(path: Path) -> tuple[int, int, int] | None:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        return None
-    return (st.st_mtime_ns, st.st_ino, st.st_size)
 
 
 class AnomalySlot:
@@ -73,7 +66,7 @@ class AnomalySlot:
 
     def check(self) -> None:
         """Load ``anomaly.onnx`` if it changed since the last look; a removed file stops the model serving."""
-        signature = _signature(self.path)
+        signature = file_signature(self.path)
         if signature == self._seen:
             return
         self._seen = signature

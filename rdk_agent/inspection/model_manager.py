@@ -63,7 +63,8 @@ class ActiveModel:
         }
 
 
-def _signature(path: Path) -> tuple[int, int, int] | None:
+def file_signature(path: Path) -> tuple[int, int, int] | None:
+    """(mtime, inode, size) of ``path``, or None when it is absent: a changed signature means a new file."""
     try:
         st = path.stat()
     except FileNotFoundError:
@@ -116,7 +117,7 @@ class ModelManager:
         with self.op_lock:
             self.registry.import_legacy(self.models_dir / ".history")
             self._restore_champion()
-            self._seen = _signature(self.model_path)
+            self._seen = file_signature(self.model_path)
             if self._seen is not None:
                 self._arrive(at_start=True)
         if self.active is None and self.registry.with_state("challenger") is not None:
@@ -145,7 +146,7 @@ class ModelManager:
 
     def poll(self) -> None:
         """Look at the model file once; act on a change that has been stable for one poll."""
-        sig = _signature(self.model_path)
+        sig = file_signature(self.model_path)
         if sig == self._seen:
             self._pending = None
             return
@@ -246,7 +247,7 @@ class ModelManager:
         if self.file_sha256 == sha:
             return
         atomic_write(self.model_path, self.registry.read(sha))
-        self._seen, self._pending = _signature(self.model_path), None
+        self._seen, self._pending = file_signature(self.model_path), None
         self.file_sha256, self.last_error = sha, None
 
     def promote(self, sha: str) -> ActiveModel:

@@ -123,6 +123,9 @@ class OnnxClassifier:
         self.intra_op_threads = max(1, int(intra_op_threads))
         self.session = open_session(data, self.intra_op_threads)
         self.card = read_card(self.session)
+        if self.card.task != "classify":
+            message = f"the card's task is {self.card.task!r}: copy it to the models dir as anomaly.onnx"
+            raise ModelLoadError("load_failed", "not_classifier", message)
         _check_schema(self.card, schema)
         self.cam_output: str | None = self.card.extra_outputs.get("cam")
         self.fine_output: str | None = self.card.extra_outputs.get("cam_fine") if self.cam_output else None

@@ -20,7 +20,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from rdk_agent.inspection.anomaly_model import OnnxAnomalyModel
-from rdk_agent.inspection.onnx_model import ModelLoadError
+from rdk_agent.inspection.onnx_model import ModelLoadError, OnnxClassifier
 from shared_schema import METADATA_KEY, InputContract, ModelCard, default_weld_schema
 from shared_schema.preprocess import preprocess
 from tests.agent_app import multipart
@@ -119,6 +119,12 @@ def test_a_classifier_card_or_another_schema_is_refused():
     with pytest.raises(ModelLoadError) as exc:
         OnnxAnomalyModel(anomaly_model_bytes(anomaly_card(other)), default_weld_schema())
     assert exc.value.reason == "schema_mismatch"
+
+
+def test_an_anomaly_model_copied_as_the_classifier_is_refused_with_where_it_belongs():
+    with pytest.raises(ModelLoadError) as exc:
+        OnnxClassifier(anomaly_model_bytes(), default_weld_schema())
+    assert exc.value.code == "not_classifier" and "anomaly.onnx" in str(exc.value)
 
 
 def inspect_upload(agent, frame: np.ndarray) -> dict:
