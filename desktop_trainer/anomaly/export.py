@@ -12,29 +12,15 @@ import torch
 from desktop_trainer.anomaly.evaluate import Scorer
 from desktop_trainer.anomaly.model import PatchCoreModel
 from desktop_trainer.evaluation import ort_session
-from desktop_trainer.export.onnx_export import OPSET, ParityError, embed_card
+from desktop_trainer.export.onnx_export import ParityError, write_onnx
 from shared_schema import ModelCard
 from shared_schema.anomaly import MAP_ROLE
 
 
 def export_anomaly_onnx(model: PatchCoreModel, card: ModelCard, path: str | Path) -> Path:
     """Export ``model`` (CPU, fp32, dynamic batch) with outputs ``card.output_name`` and the map, and embed ``card``."""
-    path = Path(path)
     net = copy.deepcopy(model).cpu().float().eval()
-    dummy = torch.zeros(2, card.input.num_channels, card.input.height, card.input.width)
-    score_name, map_name = card.output_name, card.extra_outputs[MAP_ROLE]
-    torch.onnx.export(
-        net,
-        (dummy,),
-        str(path),
-        dynamo=False,
-        opset_version=OPSET,
-        input_names=[card.input.tensor_name],
-        output_names=[score_name, map_name],
-        dynamic_axes={card.input.tensor_name: {0: "batch"}, score_name: {0: "batch"}, map_name: {0: "batch"}},
-    )
-    embed_card(path, card)
-    return path
+    return write_onnx(net, card, [card.output_name, card.extra_outputs[MAP_ROLE]], Path(path))
 
 
 def ort_scorer(session: ort.InferenceSession, card: ModelCard) -> Scorer:

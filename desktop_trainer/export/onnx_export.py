@@ -68,6 +68,12 @@ def export_onnx(model: nn.Module, card: ModelCard, path: str | Path, cam: bool =
     else:
         provenance["heatmap"] = {"cam": None, "reason": "exported without class maps (cam=False)"}
     card = dataclasses.replace(card, extra_outputs=extra, provenance=provenance)
+    return write_onnx(net, card, outputs, path)
+
+
+def write_onnx(net: torch.nn.Module, card: ModelCard, outputs: list[str], path: Path) -> Path:
+    """Trace ``net`` (CPU, fp32, eval) to ONNX at ``path`` with the card's input, ``outputs`` and a dynamic
+    batch, then embed ``card``."""
     dummy = torch.zeros(2, card.input.num_channels, card.input.height, card.input.width)
     torch.onnx.export(
         net,
