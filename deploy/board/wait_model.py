@@ -31,7 +31,6 @@ from pathlib import Path
 from board_env import agent_token, agent_url, http_get
 
 EXIT_REFUSED, EXIT_TIMEOUT, EXIT_AUTH = 3, 4, 5
-SHADOW_PENDING = "in shadow"  # the registry's reason while a scored challenger counts its shadow frames
 
 
 class AuthRefused(Exception):
@@ -112,7 +111,7 @@ def judge(version: dict, info: dict) -> tuple[int | None, str]:
     if verdict is not None and verdict.get("decision") == "waiting":
         report("waiting", verdict["reason"], verdict, version, info)
         return 0, reason
-    if reason.startswith(SHADOW_PENDING):  # scored on the golden set; promoted once its shadow frames are in
+    if version.get("golden") is not None:  # scored on the golden set, undecided: it counts its shadow frames
         report("waiting", f"{reason}; judged again when the shadow frames are in", None, version, info)
         return 0, reason
     return None, f"challenger, {reason or 'not judged yet'}"
